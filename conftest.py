@@ -1,0 +1,99 @@
+"""Fixtures shared by every app's tests: users per role, API clients, a real daphne server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from accounts.tests.factories import MembershipFactory, TeamFactory, UserFactory
+from tests.server import Server, database_url, server_env, start_daphne
+
+
+@pytest.fixture
+def team(db):
+    """A team that the role fixtures below belong to."""
+    return TeamFactory(name="vision")
+
+
+@pytest.fixture
+def other_team(db):
+    """A team none of the role fixtures belong to."""
+    return TeamFactory(name="other")
+
+
+def _member(team, role: Role):
+    return MembershipFactory(team=team, role=role).user
+
+
+@pytest.fixture
+def viewer(team):
+    """A viewer of ``team``."""
+    return _member(team, Role.VIEWER)
+
+
+@pytest.fixture
+def editor(team):
+    """An editor of ``team``."""
+    return _member(team, Role.EDITOR)
+
+
+@pytest.fixture
+def team_admin(team):
+    """An admin of ``team``."""
+    return _member(team, Role.ADMIN)
+
+
+@pytest.fixture
+def owner(team):
+    """An owner of ``team``."""
+    return _member(team, Role.OWNER)
+
+
+@pytest.fixture
+def outsider(other_team):
+    """A member (owner) of another team only."""
+    return _member(other_team, Role.OWNER)
+
+
+@pytest.fixture
+def staff(db):
+    """A staff user in no team."""
+    return UserFactory(is_staff=True)
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    """An unauthenticated DRF test client."""
+    return APIClient()
+
+
+@pytest.fixture
+def client_for():
+    """Make an API client logged in as a given user (or anonymous for None)."""
+
+    def make(user) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def live_server_env(django_db_setup, django_db_blocker) -> dict[str, str]:
+    """Environment for a daphne process that uses this session's test database."""
+    with django_db_blocker.unblock():
+        return server_env(database_url(connection.settings_dict))
+
+
+@pytest.fixture(scope="session")
+def daphne_server(live_server_env, tmp_path_factory) -> Iterator[Server]:
+    """One real daphne process for the session; tests using it need ``transactional_db``."""
+    server = start_daphne(live_server_env, tmp_path_factory.mktemp("daphne") / "daphne.log")
+    yield server
+    server.stop()

@@ -1,0 +1,123 @@
+"""API plumbing shared by every app: the error envelope and pagination.
+
+Every error from the native API has one shape:
+``{"error": {"code": "...", "message": "...", "details": {...}}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, pagination
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from mlplatform.errors import ServiceError
+
+logger = logging.getLogger("mlplatform.api")
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the standard error envelope."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _first_message(detail: Any, path: str = "") -> str:
+    """Pick the first human-readable message out of a DRF error detail, prefixed with its field."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            field = key if key != "non_field_errors" else ""
+            return _first_message(value, f"{path}.{field}".strip(".") if field else path)
+        return "Invalid input."
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0], path)
+    text = str(detail)
+    return f"{path}: {text}" if path else text
+
+
+def _details(detail: Any) -> dict[str, Any]:
+    """DRF details as plain JSON; a bare string or list goes under ``errors``."""
+    if isinstance(detail, dict):
+        return {key: _plain(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return {"errors": _plain(detail)}
+    return {}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return str(value)
+
+
+def _api_exception_code(exc: exceptions.APIException) -> str:
+    if isinstance(exc, exceptions.ValidationError):
+        return "invalid"
+    return str(exc.default_code)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF exception handler: map every exception to the envelope with the right status."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, ServiceError):
+        status, body = exc.status_code, error_body(exc.code, exc.message, exc.details)
+    elif isinstance(exc, Http404):
+        status, body = 404, error_body("not_found", str(exc) or "Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        status, body = 403, error_body("permission_denied", str(exc) or "You do not have permission.")
+    elif isinstance(exc, DjangoValidationError):
+        messages = exc.message_dict if hasattr(exc, "error_dict") else {"errors": exc.messages}
+        status, body = 400, error_body("invalid", _first_message(messages), messages)
+    elif isinstance(exc, exceptions.APIException):
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+        status = exc.status_code
+        body = error_body(_api_exception_code(exc), _first_message(exc.detail), _details(exc.detail))
+    else:
+        request = context.get("request")
+        request_id = getattr(request, "request_id", "") if request is not None else ""
+        logger.exception("unhandled exception", extra={"request_id": request_id})
+        status = 500
+        body = error_body(
+            "server_error",
+            f"Internal server error. Quote request id {request_id} when reporting it.",
+            {"request_id": request_id},
+        )
+    set_rollback()
+    return Response(body, status=status, headers=headers)
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Unknown URLs under /api/ answer in the envelope, never with an HTML page."""
+    return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse | Any:
+    """handler500: the envelope for API paths, Django's page elsewhere."""
+    request_id = getattr(request, "request_id", "")
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body(
+                "server_error", f"Internal server error. Quote request id {request_id}.", {"request_id": request_id}
+            ),
+            status=500,
+        )
+    from django.views.defaults import server_error as default_server_error
+
+    return default_server_error(request)
+
+
+class CursorPagination(pagination.CursorPagination):
+    """Cursor pagination answering ``{results, next, previous}``; stable under inserts."""
+
+    ordering = "-pk"
+    page_size_query_param = "page_size"
+    max_page_size = 1000

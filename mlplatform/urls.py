@@ -1,0 +1,30 @@
+"""Top-level URL configuration: admin, health, native API v1, pages."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from mlplatform.api import api_not_found
+from mlplatform.health import healthz
+
+admin.site.site_header = "mlplatform operations"
+admin.site.site_title = "mlplatform admin"
+admin.site.index_title = "Operators' console"
+
+api_v1 = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include("accounts.api.urls")),
+    path("", include("experiments.api.urls")),
+    path("", include("registry.api.urls")),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/<version>/", include(api_v1)),
+    re_path(r"^api/", api_not_found),
+    path("", include("experiments.pages.urls")),
+]
+
+handler500 = "mlplatform.api.server_error"

@@ -1,0 +1,3 @@
+"""WebSocket routes for this app."""
+
+websocket_urlpatterns: list = []
