@@ -92,9 +92,11 @@ def database(url: str, *, base_dir: Path) -> dict[str, Any]:
             raise ImproperlyConfigured("DATABASE_URL needs a database name, e.g. postgres://user@host:5432/mlplatform")
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         pool_max = int(query.pop("pool_max_size", "20"))
+        # A request waits at most this long for a connection, so an outage answers 503 quickly.
+        pool_timeout = float(query.pop("pool_timeout", "3"))
         options: dict[str, Any] = dict(query)
         # Django's psycopg 3 pool replaces persistent connections, which ASGI cannot reuse safely.
-        options["pool"] = {"min_size": 1, "max_size": pool_max, "timeout": 10}
+        options["pool"] = {"min_size": 1, "max_size": pool_max, "timeout": pool_timeout}
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,

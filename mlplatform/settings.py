@@ -99,15 +99,12 @@ STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
-    },
+    # Not the manifest storage: it makes every page fail until collectstatic has run, and
+    # `make run` / tests must work straight from a clone. whitenoise still compresses.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# Serve straight from the finders when collectstatic has not run (tests, first run).
+# Serve straight from the app/static finders when collectstatic has not run (tests, first run).
 WHITENOISE_USE_FINDERS = True
-WHITENOISE_MANIFEST_STRICT = False
 
 ARTIFACT_ROOT = Path(ENV.get("ARTIFACT_ROOT", VAR_DIR / "artifacts"))
 ARTIFACT_MAX_UPLOAD_BYTES = env.env_int(ENV, "ARTIFACT_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)

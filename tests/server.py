@@ -47,6 +47,10 @@ class Server:
         """What the server printed so far."""
         return self.log_path.read_text(errors="replace")
 
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the log, for failure messages."""
+        return self.log()[-chars:]
+
     def stop(self) -> None:
         """Terminate and reap the process."""
         self.process.terminate()
@@ -89,9 +93,9 @@ def start_daphne(env: dict[str, str], log_path: Path, *, wait_for: str = "/healt
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {process.returncode}:\n{server.log()}")
+            raise RuntimeError(f"daphne exited with {process.returncode}:\n{server.log_tail()}")
         try:
-            with urllib.request.urlopen(server.url + wait_for, timeout=2) as response:
+            with urllib.request.urlopen(server.url + wait_for, timeout=10) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
             status = exc.code
@@ -102,4 +106,4 @@ def start_daphne(env: dict[str, str], log_path: Path, *, wait_for: str = "/healt
             return server
         time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"daphne did not answer {wait_for} in time:\n{server.log()}")
+    raise RuntimeError(f"daphne did not answer {wait_for} in time:\n{server.log_tail()}")
