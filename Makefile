@@ -9,7 +9,7 @@ PORT ?= 8000
 # More workers than cores keeps the CPU busy while daphne/browser tests wait on I/O.
 TEST_WORKERS ?= 3
 
-.PHONY: venv run migrate test lint format screenshots clean
+.PHONY: venv run migrate test lint format screenshots clean bench bench-pg bench-mlflow bench-fasttrackml bench-compare
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -39,7 +39,47 @@ format: venv
 
 test: lint
 	@bash scripts/ensure-chromium
-	$(PY) -m pytest -n $(TEST_WORKERS) --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+
+# Seeds a throwaway SQLite database, starts daphne and saves PNGs of the main pages in docs/screenshots/.
+screenshots: venv
+	@bash scripts/ensure-chromium
+	$(PY) tests/browser/screenshots.py
 
 clean:
 	rm -rf $(VENV) var .coverage htmlcov
+
+# Benchmarks (bench/README.md). bench-pg/-mlflow/-fasttrackml need PostgreSQL (and Redis for ours) on
+# 127.0.0.1; override with BENCH_PG_URL / BENCH_REDIS_URL. Extra options: BENCH_ARGS="--size tiny".
+BENCH_VENVS := var/bench
+MLFLOW_BENCH := $(BENCH_VENVS)/mlflow-venv/.installed-3.17.2
+FML_BENCH := $(BENCH_VENVS)/fml-venv/.installed-0.6.0
+
+$(MLFLOW_BENCH):
+	@mkdir -p $(BENCH_VENVS) && $(PYTHON) -m venv $(BENCH_VENVS)/mlflow-venv
+	@echo "Installing stock mlflow 3.17.2 into $(BENCH_VENVS)/mlflow-venv (a few minutes)..."
+	@$(BENCH_VENVS)/mlflow-venv/bin/pip install -q --disable-pip-version-check mlflow==3.17.2 psycopg2-binary==2.9.13
+	@touch $@
+
+$(FML_BENCH):
+	@mkdir -p $(BENCH_VENVS) && $(PYTHON) -m venv $(BENCH_VENVS)/fml-venv
+	@echo "Installing FastTrackML 0.6.0 into $(BENCH_VENVS)/fml-venv..."
+	@$(BENCH_VENVS)/fml-venv/bin/pip install -q --disable-pip-version-check fasttrackml==0.6.0
+	@touch $@
+
+bench: venv
+	$(PY) -m bench.run --target ours --backend sqlite $(BENCH_ARGS)
+
+bench-pg: venv
+	$(PY) -m bench.run --target ours --backend pg $(BENCH_ARGS)
+
+bench-mlflow: venv $(MLFLOW_BENCH)
+	$(PY) -m bench.run --target mlflow --backend pg $(BENCH_ARGS)
+	$(PY) -m bench.report --backend pg --targets ours,mlflow
+
+bench-fasttrackml: venv $(FML_BENCH)
+	$(PY) -m bench.run --target fasttrackml --backend pg $(BENCH_ARGS)
+	$(PY) -m bench.report --backend pg --targets ours,fasttrackml
+
+bench-compare: venv
+	$(PY) -m bench.report --backend pg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -9,8 +10,21 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.models import Role
+from accounts.permissions import forget_roles
 from accounts.tests.factories import MembershipFactory, TeamFactory, UserFactory
 from tests.server import Server, database_url, server_env, start_daphne
+
+
+@pytest.fixture(autouse=True)
+def _isolated_login_throttle(settings) -> None:
+    """Give each test its own failed-login counters, so wrong-password tests never trip later tests."""
+    settings.LOGIN_THROTTLE = {**settings.LOGIN_THROTTLE, "NAMESPACE": uuid.uuid4().hex}
+
+
+@pytest.fixture(autouse=True)
+def _temporary_artifact_root(settings, tmp_path_factory) -> None:
+    """Artifacts written by any test (API, MLflow façade, matrix) land in a temporary folder, never in ./var."""
+    settings.ARTIFACT_ROOT = tmp_path_factory.mktemp("artifacts")
 
 
 @pytest.fixture
@@ -71,12 +85,25 @@ def api_client() -> APIClient:
     return APIClient()
 
 
+class FreshRolesAPIClient(APIClient):
+    """APIClient that forgets the forced user's cached team roles before each request.
+
+    A real request loads its user afresh; force_authenticate reuses one instance, whose
+    cached roles would otherwise hide a role change made between two requests.
+    """
+
+    def request(self, **kwargs):
+        if self.handler._force_user is not None:
+            forget_roles(self.handler._force_user)
+        return super().request(**kwargs)
+
+
 @pytest.fixture
 def client_for():
     """Make an API client logged in as a given user (or anonymous for None)."""
 
     def make(user) -> APIClient:
-        client = APIClient()
+        client = FreshRolesAPIClient()
         if user is not None:
             client.force_authenticate(user)
         return client

@@ -8,3 +8,7 @@ class AccountsConfig(AppConfig):
 
     name = "accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Connect the login signal receivers (throttling and audit) and the OpenAPI auth schemes."""
+        from accounts import schema, signals  # noqa: F401

@@ -10,7 +10,9 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, pagination
 from rest_framework.response import Response
@@ -67,6 +69,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, ServiceError):
         status, body = exc.status_code, error_body(exc.code, exc.message, exc.details)
+    elif isinstance(exc, RequestDataTooBig):  # DRF reads request.body, which enforces DATA_UPLOAD_MAX_MEMORY_SIZE
+        status, body = 413, error_body("payload_too_large", "The request body is larger than the server accepts.")
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # Database down, restarting or its pool exhausted: the whole request rolled back, so a retry is safe.
+        logger.warning("database unavailable: %s", exc)
+        status, body = 503, error_body("unavailable", "The database is unavailable; retry shortly.")
+        headers["Retry-After"] = "5"
     elif isinstance(exc, Http404):
         status, body = 404, error_body("not_found", str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):

@@ -110,7 +110,7 @@ def database(url: str, *, base_dir: Path) -> dict[str, Any]:
     raise ImproperlyConfigured(f"DATABASE_URL scheme {scheme!r} is not supported; use sqlite:// or postgres://")
 
 
-def channel_layers(redis_url: str | None) -> dict[str, Any]:
+def channel_layers(redis_url: str | None, prefix: str = "mlplatform") -> dict[str, Any]:
     """Redis channel layer when REDIS_URL is set (fan-out across processes), in-memory otherwise."""
     if not redis_url:
         return {
@@ -125,13 +125,13 @@ def channel_layers(redis_url: str | None) -> dict[str, Any]:
                 "capacity": 1000,
                 "expiry": 60,
                 "group_expiry": 86400,
-                "prefix": "mlplatform",
+                "prefix": prefix,
             },
         }
     }
 
 
-def caches(redis_url: str | None) -> dict[str, Any]:
+def caches(redis_url: str | None, prefix: str = "mlplatform") -> dict[str, Any]:
     """Redis cache (shared by throttling across processes) when REDIS_URL is set."""
     if not redis_url:
         return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mlplatform"}}
@@ -139,6 +139,6 @@ def caches(redis_url: str | None) -> dict[str, Any]:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": redis_url,
-            "KEY_PREFIX": "mlplatform",
+            "KEY_PREFIX": prefix,
         }
     }

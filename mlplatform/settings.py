@@ -38,19 +38,26 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "experiments",
+    "experiments.mlflow.apps.MlflowFacadeConfig",
     "registry",
 ]
 
 MIDDLEWARE = [
     "mlplatform.request_log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # CSP etc. on every response (static files and early refusals too); then body size/JSON depth limits.
+    "mlplatform.security.SecurityHeadersMiddleware",
+    "mlplatform.security.RequestLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so its process_exception sees page views' exceptions first: database down -> 503.
+    "mlplatform.security.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "mlplatform.urls"
@@ -67,6 +74,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "experiments.pages.context.nav",
             ],
         },
     },
@@ -76,8 +84,17 @@ DATABASES = {"default": env.database(ENV.get("DATABASE_URL", f"sqlite:///{VAR_DI
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = ENV.get("REDIS_URL") or None
-CHANNEL_LAYERS = env.channel_layers(REDIS_URL)
-CACHES = env.caches(REDIS_URL)
+# Several deployments (or parallel test workers) can share one Redis under different prefixes.
+REDIS_PREFIX = ENV.get("REDIS_PREFIX", "mlplatform")
+CHANNEL_LAYERS = env.channel_layers(REDIS_URL, REDIS_PREFIX)
+if REDIS_URL:
+    # redis-py 8 defaults (5 s socket read timeout, 100 connections per pool) break channels-redis 4.3:
+    # its blocking receive waits 5 s, so every idle WebSocket consumer died with a read timeout, and a burst
+    # of 100+ subscriptions raised MaxConnectionsError. (streaming, issue 6; better moved into env.channel_layers)
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+        {"address": REDIS_URL, "socket_timeout": 30, "max_connections": 2000}
+    ]
+CACHES = env.caches(REDIS_URL, REDIS_PREFIX)
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -86,6 +103,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The throttled backend refuses password checks (429) while a username or IP has too many failures.
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
+LOGIN_THROTTLE = {
+    "FAILURES_PER_USERNAME": env.env_int(ENV, "LOGIN_FAILURES_PER_USERNAME", 10),
+    "FAILURES_PER_IP": env.env_int(ENV, "LOGIN_FAILURES_PER_IP", 50),
+    "WINDOW_SECONDS": env.env_int(ENV, "LOGIN_FAILURE_WINDOW_SECONDS", 900),
+    "NAMESPACE": "",
+}
+# Only behind a proxy that overwrites X-Forwarded-For: the audit log and login throttling use its first hop.
+USE_X_FORWARDED_FOR = env.env_bool(ENV, "USE_X_FORWARDED_FOR", default=False)
+ALLOW_SIGNUP = env.env_bool(ENV, "ALLOW_SIGNUP", default=False)
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -96,6 +124,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -110,6 +139,8 @@ ARTIFACT_ROOT = Path(ENV.get("ARTIFACT_ROOT", VAR_DIR / "artifacts"))
 ARTIFACT_MAX_UPLOAD_BYTES = env.env_int(ENV, "ARTIFACT_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.env_int(ENV, "DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 
+# JSON bodies nested deeper than this are a 400 before any parser recurses into them (mlplatform.security).
+JSON_MAX_DEPTH = env.env_int(ENV, "JSON_MAX_DEPTH", 32)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
@@ -119,13 +150,21 @@ if env.env_bool(ENV, "HTTPS", default=False):
     SECURE_SSL_REDIRECT = True
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Preloading is a commitment for the whole domain, so it is the operator's explicit choice.
+    SECURE_HSTS_PRELOAD = env.env_bool(ENV, "HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # ApiTokenAuthentication first: its WWW-Authenticate challenge makes anonymous requests 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.BasicAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -149,12 +188,15 @@ REST_FRAMEWORK = {
 }
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=7),
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.env_int(ENV, "JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.env_int(ENV, "JWT_REFRESH_DAYS", 7)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
     "SIGNING_KEY": SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    # Tokens carry a hash of the password hash: changing the password invalidates every JWT.
+    "CHECK_REVOKE_TOKEN": True,
 }
 
 SPECTACULAR_SETTINGS = {

@@ -22,6 +22,8 @@ api_v1 = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # MLflow REST API façade (/api/2.0/mlflow/..., /ajax-api/..., /api/3.0/...): before api/<version>/.
+    path("", include("mlplatform.mlflow_api")),
     path("api/<version>/", include(api_v1)),
     re_path(r"^api/", api_not_found),
     path("", include("experiments.pages.urls")),

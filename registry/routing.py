@@ -1,3 +1,9 @@
 """WebSocket routes for this app."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from registry.consumers import DeploymentConsumer
+
+websocket_urlpatterns = [
+    path("ws/deployments/<int:deployment_id>/", DeploymentConsumer.as_asgi(), name="ws-deployment"),
+]

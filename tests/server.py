@@ -63,7 +63,8 @@ class Server:
 
 def server_env(db_url: str, **extra: str) -> dict[str, str]:
     """Production-like environment: DEBUG off, a real secret, the given database."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}}
+    # Never hand a server the test-only escape hatches of the process that starts it.
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     env.update(
         {
             "DEBUG": "0",

@@ -90,3 +90,8 @@ def test_channel_layers_and_cache_use_redis_url():
     caches = env.caches("redis://127.0.0.1:6379/3")
     assert caches["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     assert env.caches(None)["default"]["BACKEND"].endswith("LocMemCache")
+
+
+def test_redis_prefix_namespaces_layer_and_cache():
+    assert env.channel_layers("redis://h:6379/0", "team-a")["default"]["CONFIG"]["prefix"] == "team-a"
+    assert env.caches("redis://h:6379/0", "team-a")["default"]["KEY_PREFIX"] == "team-a"

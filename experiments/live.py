@@ -1,0 +1,73 @@
+"""The shape of live run events and their after-commit publication.
+
+One message per committed write goes to the run's group (full payload) and a compact one to the
+experiment's group. Channel layer ``type`` "run.event" dispatches to a consumer's ``run_event``.
+Non-finite metric values travel as the strings "NaN", "Infinity", "-Infinity" so every message is
+valid JSON for the browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from experiments.limits import MetricPoint, encode_float
+from experiments.models import Run
+from mlplatform.events import experiment_group, publish_after_commit, run_group
+
+EVENT_TYPE = "run.event"
+EVENT_VERSION = 1
+
+
+def run_state(run: Run) -> dict[str, Any]:
+    """The run fields a live view shows in its header."""
+    return {
+        "status": run.status,
+        "name": run.name,
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        "lifecycle_stage": run.lifecycle_stage,
+    }
+
+
+def group_points(points: Iterable[tuple[str, int, int, float]]) -> dict[str, list[list[Any]]]:
+    """``(key, step, timestamp, value)`` tuples as ``{key: [[step, timestamp, value], ...]}``."""
+    grouped: dict[str, list[list[Any]]] = {}
+    for key, step, timestamp, value in points:
+        grouped.setdefault(key, []).append([step, timestamp, encode_float(value)])
+    return grouped
+
+
+def publish_run_event(
+    run: Run,
+    *,
+    seq: int,
+    kind: str,
+    metrics: list[MetricPoint] | None = None,
+    params: dict[str, str] | None = None,
+    tags: dict[str, str | None] | None = None,
+    include_run: bool = False,
+) -> None:
+    """Announce one committed write to the run's and the experiment's subscribers."""
+    base: dict[str, Any] = {
+        "type": EVENT_TYPE,
+        "v": EVENT_VERSION,
+        "run_id": run.run_uuid,
+        "experiment_id": run.experiment_id,
+        "seq": seq,
+        "kind": kind,
+    }
+    full = dict(base)
+    compact = dict(base)
+    if metrics:
+        full["metrics"] = group_points((p.key, p.step, p.timestamp, p.value) for p in metrics)
+        # The experiment view only needs each key's newest point of this batch.
+        compact["latest"] = {key: points[-1] for key, points in full["metrics"].items()}
+    if params:
+        full["params"] = dict(params)
+    if tags:
+        full["tags"] = dict(tags)
+    if include_run:
+        full["run"] = compact["run"] = run_state(run)
+    publish_after_commit(run_group(run.run_uuid), full)
+    publish_after_commit(experiment_group(run.experiment_id), compact)

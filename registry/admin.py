@@ -1,0 +1,339 @@
+"""Operators' console for the registry: models with versions, deployments with events, webhooks with deliveries."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import models, transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from mlplatform.errors import ServiceError
+from registry import services, webhooks
+from registry.models import (
+    Alert,
+    AlertRule,
+    Alias,
+    Deployment,
+    DeploymentEvent,
+    DeploymentStatus,
+    Environment,
+    ModelVersion,
+    ModelVersionTag,
+    MonitoringMetric,
+    RegisteredModel,
+    RegisteredModelTag,
+    StageTransition,
+    Webhook,
+    WebhookDelivery,
+)
+
+
+class RegisteredModelTagInline(admin.TabularInline):
+    """A model's tags."""
+
+    model = RegisteredModelTag
+    extra = 0
+
+
+class ModelVersionInline(admin.TabularInline):
+    """A model's versions (read-only: versions are registered through the API)."""
+
+    model = ModelVersion
+    extra = 0
+    fields = ["version", "current_stage", "status", "source", "run", "created_by", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+    ordering = ["-version"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class AliasInline(admin.TabularInline):
+    """A model's aliases."""
+
+    model = Alias
+    extra = 0
+    fields = ["alias", "version", "updated_by", "updated_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(admin.ModelAdmin):
+    """Registered models with their versions, aliases and tags."""
+
+    list_display = ["name", "team", "last_version", "created_by", "updated_at"]
+    list_filter = ["team"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["last_version", "created_by", "created_at", "updated_at"]
+    inlines = [ModelVersionInline, AliasInline, RegisteredModelTagInline]
+
+
+class ModelVersionTagInline(admin.TabularInline):
+    """A version's tags."""
+
+    model = ModelVersionTag
+    extra = 0
+
+
+class StageTransitionInline(admin.TabularInline):
+    """A version's stage history."""
+
+    model = StageTransition
+    extra = 0
+    fields = ["created_at", "from_stage", "to_stage", "user", "comment"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    """Model versions with tags and stage history."""
+
+    list_display = ["__str__", "team", "current_stage", "status", "created_by", "created_at"]
+    list_filter = ["current_stage", "status", "team"]
+    search_fields = ["model__name", "source", "run__run_uuid"]
+    list_select_related = ["model", "team", "created_by"]
+    readonly_fields = ["model", "team", "version", "run", "current_stage", "created_by", "created_at", "updated_at"]
+    raw_id_fields = ["run"]
+    inlines = [ModelVersionTagInline, StageTransitionInline]
+
+
+@admin.register(RegisteredModelTag)
+class RegisteredModelTagAdmin(admin.ModelAdmin):
+    """Model tags."""
+
+    list_display = ["model", "key", "value"]
+    search_fields = ["key", "model__name"]
+
+
+@admin.register(ModelVersionTag)
+class ModelVersionTagAdmin(admin.ModelAdmin):
+    """Version tags."""
+
+    list_display = ["version", "key", "value"]
+    search_fields = ["key", "version__model__name"]
+
+
+@admin.register(Alias)
+class AliasAdmin(admin.ModelAdmin):
+    """Aliases (moved through the API so the move is audited)."""
+
+    list_display = ["__str__", "version", "updated_by", "updated_at"]
+    search_fields = ["alias", "model__name"]
+    readonly_fields = ["model", "alias", "version", "updated_by", "updated_at"]
+
+
+@admin.register(StageTransition)
+class StageTransitionAdmin(admin.ModelAdmin):
+    """Stage transition history (read-only)."""
+
+    list_display = ["version", "from_stage", "to_stage", "user", "created_at"]
+    list_filter = ["to_stage"]
+    readonly_fields = ["version", "from_stage", "to_stage", "user", "comment", "created_at"]
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin):
+    """Environments in promotion order."""
+
+    list_display = ["name", "team", "position", "created_at"]
+    list_filter = ["team"]
+    search_fields = ["name"]
+
+
+class DeploymentEventInline(admin.TabularInline):
+    """Every change of a deployment."""
+
+    model = DeploymentEvent
+    extra = 0
+    fields = ["seq", "created_at", "kind", "from_status", "to_status", "actor", "message"]
+    readonly_fields = fields
+    can_delete = False
+    ordering = ["seq"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class AlertRuleInline(admin.TabularInline):
+    """A deployment's alert rules."""
+
+    model = AlertRule
+    extra = 0
+    fields = ["metric", "comparison", "threshold", "window_seconds", "is_enabled"]
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    """Deployments with their events; the "rollback" action restores the previous live version."""
+
+    list_display = ["id", "model", "version", "environment", "status", "origin", "created_by", "created_at"]
+    list_filter = ["status", "environment", "team", "origin"]
+    search_fields = ["model__name"]
+    list_select_related = ["model", "version", "environment", "created_by"]
+    readonly_fields = [
+        "team",
+        "model",
+        "version",
+        "environment",
+        "status",
+        "origin",
+        "source",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "went_live_at",
+        "retired_at",
+        "last_seq",
+    ]
+    inlines = [DeploymentEventInline, AlertRuleInline]
+    actions = ["rollback"]
+
+    @admin.action(description="Roll back to the previously live version")
+    def rollback(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Roll back each selected live deployment's model and environment (audited like the API)."""
+        for deployment in queryset.select_related("model", "environment"):
+            if deployment.status != DeploymentStatus.LIVE:
+                self.message_user(request, f"Deployment {deployment.pk} is not live; skipped.", messages.WARNING)
+                continue
+            try:
+                restored = services.rollback(
+                    user=request.user, model=deployment.model, environment=deployment.environment, request=request
+                )
+            except ServiceError as exc:
+                self.message_user(request, f"Deployment {deployment.pk}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{deployment.model.name} in {deployment.environment.name} rolled back: deployment {restored.pk} "
+                    f"is live with version {restored.version.version}.",
+                    messages.SUCCESS,
+                )
+
+
+@admin.register(DeploymentEvent)
+class DeploymentEventAdmin(admin.ModelAdmin):
+    """Deployment events (read-only)."""
+
+    list_display = ["deployment", "seq", "kind", "from_status", "to_status", "actor", "created_at"]
+    list_filter = ["kind"]
+    readonly_fields = [
+        "deployment",
+        "seq",
+        "kind",
+        "from_status",
+        "to_status",
+        "message",
+        "details",
+        "actor",
+        "created_at",
+    ]
+
+
+@admin.register(MonitoringMetric)
+class MonitoringMetricAdmin(admin.ModelAdmin):
+    """Monitoring points (read-only)."""
+
+    list_display = ["deployment", "key", "value", "timestamp", "seq"]
+    list_filter = ["key"]
+    readonly_fields = ["deployment", "key", "value", "timestamp", "seq"]
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    """Alert rules."""
+
+    list_display = ["__str__", "deployment", "is_enabled", "created_at"]
+    list_filter = ["is_enabled", "comparison"]
+    raw_id_fields = ["deployment"]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Alerts raised and resolved (read-only)."""
+
+    list_display = ["rule", "deployment", "state", "value", "raised_at", "resolved_at"]
+    list_filter = ["state"]
+    readonly_fields = ["rule", "deployment", "state", "value", "resolved_value", "raised_at", "resolved_at"]
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    """A webhook's delivery attempts."""
+
+    model = WebhookDelivery
+    extra = 0
+    fields = ["created_at", "event_type", "attempt", "status", "status_code", "duration_ms", "error"]
+    readonly_fields = fields
+    can_delete = False
+    ordering = ["-id"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    """Webhooks with their deliveries; the secret is never displayed."""
+
+    list_display = ["name", "team", "url", "is_active", "created_at"]
+    list_filter = ["is_active", "team"]
+    search_fields = ["name", "url"]
+    exclude = ["secret"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    readonly_fields = ["created_by", "created_at"]
+    inlines = [WebhookDeliveryInline]
+    actions = ["send_test_delivery"]
+
+    @admin.action(description="Send a test delivery")
+    def send_test_delivery(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Queue a signed test delivery to each selected webhook."""
+        for webhook in queryset:
+            try:
+                services.webhook_send_test(user=request.user, webhook=webhook)
+            except ServiceError as exc:
+                self.message_user(request, f"{webhook.name}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"Test delivery to {webhook.name} queued.", messages.SUCCESS)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Delivery attempts; "retry now" sends due pending ones."""
+
+    list_display = ["webhook", "event_type", "attempt", "status", "status_code", "duration_ms", "created_at"]
+    list_filter = ["status", "event_type"]
+    search_fields = ["event_id", "webhook__name"]
+    readonly_fields = [
+        "webhook",
+        "event_id",
+        "event_type",
+        "payload",
+        "attempt",
+        "status",
+        "scheduled_at",
+        "started_at",
+        "finished_at",
+        "status_code",
+        "duration_ms",
+        "error",
+        "created_at",
+    ]
+    actions = ["deliver_now"]
+
+    @admin.action(description="Deliver selected pending deliveries now (in the background)")
+    def deliver_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Make pending deliveries due now and hand them to the background pool."""
+        pending = queryset.filter(status="pending")
+        ids = list(pending.values_list("id", flat=True))
+        pending.update(scheduled_at=timezone.now())
+        transaction.on_commit(lambda: webhooks.submit(ids))
+        self.message_user(request, f"{len(ids)} pending deliveries queued.", messages.SUCCESS)
