@@ -19,9 +19,9 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from experiments import services
-from experiments.limits import encode_float
 from experiments.models import Experiment, ExperimentTag, LatestMetric, Metric, Param, Run, RunTag
 from mlplatform.errors import ServiceError
+from mlplatform.nonfinite import encode_float
 
 
 class ReadOnlyMixin:

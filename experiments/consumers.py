@@ -27,11 +27,12 @@ from django.conf import settings
 from accounts.permissions import Action
 from accounts.ws_auth import WS_FORBIDDEN, WS_NOT_FOUND, WS_UNAUTHENTICATED, ws_authorize, ws_subprotocol
 from experiments import selectors
-from experiments.limits import MAX_METRICS_PER_BATCH, encode_float
+from experiments.limits import MAX_METRICS_PER_BATCH
 from experiments.live import EVENT_VERSION
 from experiments.models import Experiment, Run
 from mlplatform.errors import Forbidden, NotFound
 from mlplatform.events import experiment_group, run_group
+from mlplatform.nonfinite import json_safe
 
 logger = logging.getLogger("mlplatform.streaming")
 
@@ -42,17 +43,6 @@ DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_CATCHUP_POINTS = 10_000
 # Runs whose sequence an experiment stream remembers for gap detection (least recently updated dropped first).
 MAX_TRACKED_RUNS = 10_000
-
-
-def json_safe(content: Any) -> Any:
-    """``content`` with every non-finite float replaced by "NaN", "Infinity" or "-Infinity"."""
-    if isinstance(content, float):
-        return encode_float(content)
-    if isinstance(content, dict):
-        return {key: json_safe(value) for key, value in content.items()}
-    if isinstance(content, (list, tuple)):
-        return [json_safe(value) for value in content]
-    return content
 
 
 def query_param(scope: dict[str, Any], name: str) -> str | None:

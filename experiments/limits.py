@@ -47,15 +47,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def encode_float(value: float) -> float | str:
-    """A float for JSON: NaN and ±inf become the strings "NaN", "Infinity", "-Infinity"."""
-    if math.isfinite(value):
-        return value
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
-
-
 def validate_key(key: Any, *, where: str) -> str:
     """A metric/param/tag name: a string of at most 250 safe characters that is a clean relative path."""
     if not isinstance(key, str) or not key:

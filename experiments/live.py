@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from experiments.limits import MetricPoint, encode_float
+from experiments.limits import MetricPoint
 from experiments.models import Run
 from mlplatform.events import experiment_group, publish_after_commit, run_group
+from mlplatform.nonfinite import encode_float
 
 EVENT_TYPE = "run.event"
 EVENT_VERSION = 1

@@ -20,10 +20,10 @@ from accounts.models import Team
 from accounts.permissions import Action, authorize, restrict_to_visible
 from experiments import search
 from experiments.downsample import MIN_POINTS, lttb_indices
-from experiments.limits import encode_float
 from experiments.live import group_points, run_state
 from experiments.models import Experiment, ExperimentTag, LatestMetric, LifecycleStage, Metric, Param, Run, RunTag
 from mlplatform.errors import InvalidInput, NotFound
+from mlplatform.nonfinite import encode_float
 
 RUN_UUID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_SEARCH_RESULTS = 1000

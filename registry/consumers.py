@@ -17,9 +17,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from accounts.permissions import Action
 from accounts.ws_auth import WS_NOT_FOUND, ws_authorize, ws_subprotocol
 from mlplatform.events import deployment_group
+from mlplatform.nonfinite import json_safe
 from registry.models import Deployment
 from registry.selectors import deployment_backlog
-from registry.webhooks import json_safe
 
 
 def _since(scope: dict[str, Any]) -> int | None:

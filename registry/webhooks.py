@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import threading
 import time
 import urllib.error
@@ -42,6 +41,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from mlplatform.nonfinite import json_safe
 from registry.models import DeliveryStatus, Webhook, WebhookDelivery
 
 logger = logging.getLogger("mlplatform.webhooks")
@@ -73,19 +73,6 @@ def verify_signature(secret: str, body: bytes, header: str, tolerance: int = 300
         return False
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, received)
-
-
-def json_safe(value: Any) -> Any:
-    """Replace non-finite floats with the strings "NaN", "Infinity", "-Infinity" (strict JSON has none)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        if math.isnan(value):
-            return "NaN"
-        return "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
-    return value
 
 
 def _setting(name: str, default: Any) -> Any:

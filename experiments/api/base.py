@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from experiments.api.parsers import NonFiniteJSONParser
+from mlplatform.nonfinite import NonFiniteJSONParser
 
 
 class ExperimentsAPIView(APIView):

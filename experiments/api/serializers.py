@@ -8,8 +8,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from experiments.limits import encode_float
 from experiments.models import Experiment, Run, RunStatus
+from mlplatform.nonfinite import encode_float
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from experiments.limits import encode_float
 from experiments.models import Experiment, Run
+from mlplatform.nonfinite import encode_float
 
 NOTE_TAG = "mlflow.note.content"
 

@@ -19,12 +19,12 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from experiments import artifacts, selectors
-from experiments.limits import encode_float
 from experiments.models import LifecycleStage, Run, RunStatus
 from experiments.pages import selectors as page_selectors
 from experiments.pages.context import current_team_id
 from experiments.pages.errors import page_errors
 from mlplatform.errors import InvalidInput, NotFound
+from mlplatform.nonfinite import encode_float
 
 EXPERIMENTS_PER_PAGE = 50
 CHART_MAX_POINTS = 1000
@@ -39,11 +39,7 @@ def format_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return f"{value:.5g}"
+        return f"{value:.5g}" if math.isfinite(value) else str(encode_float(value))
     return str(value)
 
 

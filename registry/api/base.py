@@ -11,7 +11,7 @@ from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from mlplatform.api import CursorPagination
-from registry.api.rendering import NonFiniteJSONParser, NonFiniteJSONRenderer
+from mlplatform.nonfinite import NonFiniteJSONParser, NonFiniteJSONRenderer
 
 
 class RegistryView(APIView):
