@@ -8,6 +8,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # More workers than cores keeps the CPU busy while daphne/browser tests wait on I/O.
 TEST_WORKERS ?= 3
+# Some machines' pip configuration names local indexes that do not exist; pip warns per package.
+PIP_NOISE := ^WARNING: Location .* is ignored
 
 .PHONY: venv run migrate test lint format screenshots clean bench bench-pg bench-mlflow bench-fasttrackml bench-compare
 
@@ -15,8 +17,8 @@ $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing requirements into $(VENV) (first run takes a minute)..."
-	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@set -o pipefail; $(PY) -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	@set -o pipefail; $(PY) -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)

@@ -121,10 +121,3 @@ def test_tags_from_mapping_or_list():
     assert limits.tags_from({"a": "1"}) == {"a": "1"}
     assert limits.tags_from([{"key": "a", "value": "1"}]) == {"a": "1"}
     assert limits.tags_from(None) == {}
-
-
-def test_encode_float():
-    assert limits.encode_float(1.5) == 1.5
-    assert limits.encode_float(math.nan) == "NaN"
-    assert limits.encode_float(math.inf) == "Infinity"
-    assert limits.encode_float(-math.inf) == "-Infinity"
