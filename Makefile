@@ -11,7 +11,7 @@ TEST_WORKERS ?= 3
 # Some machines' pip configuration names local indexes that do not exist; pip warns per package.
 PIP_NOISE := ^WARNING: Location .* is ignored
 
-.PHONY: venv run migrate test lint format screenshots clean bench bench-pg bench-mlflow bench-fasttrackml bench-compare
+.PHONY: venv run migrate test lint format screenshots clean bench bench-pg bench-mlflow bench-fasttrackml bench-compare soak
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -70,13 +70,13 @@ $(FML_BENCH):
 	@touch $@
 
 bench: venv
-	$(PY) -m bench.run --target ours --backend sqlite $(BENCH_ARGS)
+	$(PY) -m bench.run --target ours --backend sqlite --seed store $(BENCH_ARGS)
 
 bench-pg: venv
-	$(PY) -m bench.run --target ours --backend pg $(BENCH_ARGS)
+	$(PY) -m bench.run --target ours --backend pg --seed store $(BENCH_ARGS)
 
 bench-mlflow: venv $(MLFLOW_BENCH)
-	$(PY) -m bench.run --target mlflow --backend pg $(BENCH_ARGS)
+	$(PY) -m bench.run --target mlflow --backend pg --seed store $(BENCH_ARGS)
 	$(PY) -m bench.report --backend pg --targets ours,mlflow
 
 bench-fasttrackml: venv $(FML_BENCH)
@@ -85,3 +85,9 @@ bench-fasttrackml: venv $(FML_BENCH)
 
 bench-compare: venv
 	$(PY) -m bench.report --backend pg
+
+# Soak (docs/RELIABILITY.md): mixed traffic through daphne for SOAK_SECONDS (10 min) against DATABASE_URL
+# (a scratch mlplatform_soak database on that server, else a throwaway SQLite file) and REDIS_URL when set.
+SOAK_SECONDS ?= 600
+soak: venv
+	$(PY) -m tests.resilience.soak --duration $(SOAK_SECONDS) --json var/soak.json

@@ -1,9 +1,9 @@
 """Request limits and security headers, applied to every HTTP request before any view runs.
 
 ``RequestLimitsMiddleware`` refuses a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (413), a JSON body
-nested deeper than ``JSON_MAX_DEPTH`` (400) and JSON text escaping an unpaired UTF-16 surrogate (400:
-Python decodes ``"\\ud800"`` to a string that neither SQLite nor PostgreSQL can encode) before
-authentication, parsing or the ORM see it. Python's
+nested deeper than ``JSON_MAX_DEPTH`` (400), and NUL characters (in the URL, the query or the JSON) or
+JSON escaping an unpaired UTF-16 surrogate (400: PostgreSQL text cannot hold U+0000 and Python decodes
+``"\\ud800"`` to a string no database can encode), before authentication, parsing or the ORM see them. Python's
 ``json`` recurses once per level, so an unchecked ``[[[[...`` body of a few hundred kilobytes would end
 in a RecursionError (a 500) inside whichever view parses it. Raw artifact uploads are exempt: they are
 streamed to storage in chunks and capped by ``ARTIFACT_MAX_UPLOAD_BYTES`` there.
@@ -41,6 +41,7 @@ RAW_BODY_PATHS = (
     re.compile(r"^/api/v\d+/runs/[0-9a-f]{32}/artifacts/."),
     re.compile(r"^/(?:api|ajax-api)/\d+\.\d+/mlflow-artifacts/"),
 )
+DOCS_PATH = re.compile(r"^/api/v\d+/docs/$")
 MLFLOW_PATH = re.compile(r"^/(?:api|ajax-api)/\d+\.\d+/mlflow")
 _CHUNK = 1024 * 1024
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
@@ -50,6 +51,7 @@ _STEP[[ord("["), ord("{")]] = 1
 _STEP[[ord("]"), ord("}")]] = -1
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 RETRY_AFTER_SECONDS = 5
+NUL_MESSAGE = "The request contains a NUL character (U+0000), which no text field can store."
 
 DEFAULT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -88,6 +90,39 @@ def json_depth(body: bytes, *, stop_above: int | None = None) -> int:
         plain_tail = int(last_plain[-1])
         backslashes = len(data) - 1 - plain_tail if plain_tail >= 0 else backslashes + len(data)
     return deepest
+
+
+def _strings(data: Any) -> Any:
+    """Every string (keys included) in decoded JSON; depth is already bounded by JSON_MAX_DEPTH."""
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield key
+            yield from _strings(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _strings(item)
+
+
+def has_nul_character(body: bytes) -> bool:
+    """True when a JSON body decodes to a string holding U+0000 (PostgreSQL text cannot store it)."""
+    if b"\\u0000" not in body:
+        return False
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return any("\x00" in text for text in _strings(data))
+
+
+def has_nul_in_url(request: HttpRequest) -> bool:
+    """True when the decoded path or a query parameter holds U+0000."""
+    if "\x00" in request.path:
+        return True
+    if "%00" not in request.META.get("QUERY_STRING", ""):
+        return False
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists())
 
 
 def has_lone_surrogate(body: bytes) -> bool:
@@ -176,7 +211,9 @@ class RequestLimitsMiddleware(_Middleware):
     """Refuse over-large bodies (413) and over-deep JSON (400) before any view sees them."""
 
     def check(self, request: HttpRequest) -> HttpResponse | None:
-        """Size first (cheap, from the header or buffered file), then nesting depth of the body."""
+        """NUL in the URL first, then body size (cheap, from the header or buffered file), then the JSON text."""
+        if has_nul_in_url(request):
+            return refusal(request, 400, "invalid", NUL_MESSAGE, {})
         if request.method not in BODY_METHODS or is_raw_upload(request):
             return None
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -207,6 +244,8 @@ class RequestLimitsMiddleware(_Middleware):
                     f"The JSON body is nested {depth} levels deep, over the limit of {max_depth}.",
                     {"max_depth": max_depth},
                 )
+        if has_nul_character(body):
+            return refusal(request, 400, "invalid", NUL_MESSAGE, {})
         if has_lone_surrogate(body):
             return refusal(
                 request,
@@ -225,6 +264,9 @@ class SecurityHeadersMiddleware(_Middleware):
     def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         """Set the headers unless a view chose its own (artifact downloads send a stricter sandbox CSP)."""
         policy = getattr(settings, "CONTENT_SECURITY_POLICY", DEFAULT_CSP)
+        if policy and DOCS_PATH.match(request.path):
+            # drf-spectacular's Swagger page has one inline <style> block; its scripts stay same-origin only.
+            policy = policy.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
         if policy and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = policy
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)

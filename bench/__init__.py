@@ -1,0 +1,1 @@
+"""Benchmarks: our server against stock MLflow and FastTrackML through the same MLflow REST API workloads."""
