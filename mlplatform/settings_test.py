@@ -10,7 +10,8 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 # Parallel workers share one Redis: separate their channel groups and cache keys (daphne
 # processes started by a test inherit this environment, so they join the same namespace).
-os.environ.setdefault("REDIS_PREFIX", f"mlplatform-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+# Assigned, not defaulted: xdist workers inherit the controller's environment, which already has one.
+os.environ["REDIS_PREFIX"] = f"mlplatform-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 # Throttling has its own tests; the suite as a whole must not trip the shared anonymous limit.
 os.environ.setdefault("THROTTLE_ANON", "100000/min")
 
