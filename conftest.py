@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Iterator
 
@@ -124,3 +125,22 @@ def daphne_server(live_server_env, tmp_path_factory) -> Iterator[Server]:
     server = start_daphne(live_server_env, tmp_path_factory.mktemp("daphne") / "daphne.log")
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _in_memory_layer_for_in_process_async_tests(request, settings):
+    """Async tests that drive consumers inside the test process use the in-memory layer.
+
+    With channels-redis, a cancelled receive inside pytest-asyncio's per-test event loop was seen to
+    hang the loop's teardown for good on PostgreSQL + Redis CI runs. Redis fan-out stays covered for
+    real by the tests that run daphne processes against Redis (tests/test_multiprocess_streaming.py).
+    """
+    if not inspect.iscoroutinefunction(getattr(request, "function", None)):
+        yield
+        return
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
