@@ -13,8 +13,10 @@ import time
 
 import pytest
 import requests
+from django.utils import timezone
 
 from registry import services as registry_services
+from registry.models import DeliveryStatus, Webhook, WebhookDelivery
 from registry.tests.receiver import start_receiver
 
 pytestmark = [pytest.mark.server]
@@ -29,6 +31,25 @@ def receiver():
     receiver = start_receiver()
     yield receiver
     receiver.stop()
+
+
+def drain_and_remove(webhook_id: int, timeout: float = 30.0) -> None:
+    """Wait until the server has no attempt of this webhook in flight or due, then delete the webhook.
+
+    The daphne process keeps delivering (and retrying) after the test body ends; its writes must not race
+    with the test database flush at teardown (a TRUNCATE meeting a delivery transaction deadlocks).
+    Deleting the webhook removes its pending retries, so later timers in the server find nothing to claim.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = WebhookDelivery.objects.filter(webhook_id=webhook_id, status=DeliveryStatus.SENDING).exists()
+        due = WebhookDelivery.objects.filter(
+            webhook_id=webhook_id, status=DeliveryStatus.PENDING, scheduled_at__lte=timezone.now()
+        ).exists()
+        if not busy and not due:
+            break
+        time.sleep(0.1)
+    Webhook.objects.filter(pk=webhook_id).delete()
 
 
 def timed_calls(server_url: str, workspace, webhook_id: int) -> list[float]:
@@ -62,8 +83,12 @@ def test_misbehaving_receiver_does_not_slow_the_api(daphne_server, live_workspac
         url=receiver.url,
         event_types=["model_version.created"],
     )
-    durations = timed_calls(daphne_server.url, live_workspace, webhook.pk)
-    assert receiver.arrived.wait(10), "no delivery reached the receiver"
+    try:
+        durations = timed_calls(daphne_server.url, live_workspace, webhook.pk)
+        assert receiver.arrived.wait(10), "no delivery reached the receiver"
+    finally:
+        receiver.stop()
+        drain_and_remove(webhook.pk)
     assert max(durations) < MAX_SECONDS, (
         f"slowest call pair {max(durations):.2f}s, median {statistics.median(durations):.2f}s"
     )
