@@ -131,6 +131,7 @@ class ManagedServer:
 
     def start(self, env: dict[str, str], *, ready_path: str, timeout: float = 240, pass_fds: tuple = ()) -> None:
         """Start the command in its own process group and wait until ``ready_path`` answers 200."""
+        BENCH_VAR.mkdir(parents=True, exist_ok=True)
         self.log_path = BENCH_VAR / f"{self.name}.log"
         self.env = env
         log = self.log_path.open("wb")

@@ -106,6 +106,17 @@ def machine_facts(server_kind: str) -> dict[str, Any]:
     return facts
 
 
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds used so far by process ``pid`` (Linux /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def own_server_token() -> str:
     """Migrate the database named by DATABASE_URL and return a fresh API token of a bench user."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlplatform.settings")
@@ -181,8 +192,8 @@ def write(api: Api, run_uuid: str, batches: int, points: int, rate: float, out: 
     out["request_times"] = request_times
 
 
-async def measure(args: argparse.Namespace, base_url: str, token: str) -> dict[str, Any]:
-    """Create a run, connect the subscribers, log the batches, collect latencies."""
+async def measure(args: argparse.Namespace, base_url: str, token: str, server_pid: int | None) -> dict[str, Any]:
+    """Create a run, connect the subscribers, log the batches, collect latencies (and the server's CPU)."""
     api = Api(base_url, token)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     experiment = api.post("/api/v1/experiments/", {"name": f"ws-latency-{stamp}"})
@@ -198,6 +209,7 @@ async def measure(args: argparse.Namespace, base_url: str, token: str) -> dict[s
     done = asyncio.Event()
     tasks = [asyncio.create_task(subscribe(ws, sub, args.batches, done)) for ws, sub in zip(sockets, subs, strict=True)]
     writer_out: dict[str, Any] = {}
+    cpu_before = process_cpu_seconds(server_pid)
     writer = threading.Thread(target=write, args=(api, run["run_id"], args.batches, args.points, args.rate, writer_out))
     writer.start()
     try:
@@ -206,6 +218,7 @@ async def measure(args: argparse.Namespace, base_url: str, token: str) -> dict[s
         done.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     writer.join()
+    cpu_after = process_cpu_seconds(server_pid)
     latencies = [value for sub in subs for value in sub.latencies.values()]
     delivered = sum(sub.messages for sub in subs)
     expected = args.batches * args.subscribers
@@ -232,6 +245,10 @@ async def measure(args: argparse.Namespace, base_url: str, token: str) -> dict[s
         },
         "messages_per_s": delivered / elapsed if elapsed > 0 else None,
         "elapsed_s": elapsed,
+        # Less sensitive to other load on the machine than the latencies: the server's CPU per batch.
+        "server_cpu_ms_per_batch": (
+            1000 * (cpu_after - cpu_before) / args.batches if cpu_before is not None and cpu_after is not None else None
+        ),
     }
 
 
@@ -252,6 +269,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("latency max ms", ms(lat["max"])),
         ("log-batch request p50/p99 ms", f"{ms(req['p50'])} / {ms(req['p99'])}"),
         ("messages/s delivered", "-" if result["messages_per_s"] is None else f"{result['messages_per_s']:.0f}"),
+        ("server CPU ms per batch", ms(result["server_cpu_ms_per_batch"])),
         ("load average 1m before/after", " / ".join(str(v) for v in result["machine"]["load_average_1m_before_after"])),
     ]
     width = max(len(name) for name, _ in rows)
@@ -293,7 +311,7 @@ def main() -> int:
         server = start_daphne(env, RESULTS / "ws_latency-daphne.log")
         base_url, kind = server.url, "daphne (1 process, started by the benchmark)"
     try:
-        result = asyncio.run(measure(args, base_url, token))
+        result = asyncio.run(measure(args, base_url, token, server.process.pid if server is not None else None))
     finally:
         if server is not None:
             server.stop()

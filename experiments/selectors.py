@@ -328,7 +328,8 @@ def run_events_since(run: Run, seq: int, *, max_points: int = 100_000) -> dict[s
     """What a reconnecting live client missed: metric points with ``seq > n``, grouped like events.
 
     Answers ``{run_id, experiment_id, seq, run, metrics: {key: [[step, timestamp, value], ...]}, truncated}``;
-    ``seq`` is the run's current sequence, to resume from.
+    ``seq`` is the run's current sequence, to resume from. When anything was missed, the final chunk also
+    carries the run's current ``params`` and ``tags`` (whole maps: they replace what the client holds).
     """
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise InvalidInput("since must be a non-negative integer.", details={"since": ["Must be an integer ≥ 0."]})
@@ -344,7 +345,7 @@ def run_events_since(run: Run, seq: int, *, max_points: int = 100_000) -> dict[s
         # Stop before the last (possibly partial) batch so resuming from ``seq`` misses nothing.
         resume = rows[max_points][0] - 1
         rows = [row for row in rows[:max_points] if row[0] <= resume]
-    return {
+    events = {
         "run_id": run.run_uuid,
         "experiment_id": run.experiment_id,
         "seq": resume,
@@ -352,6 +353,11 @@ def run_events_since(run: Run, seq: int, *, max_points: int = 100_000) -> dict[s
         "metrics": group_points((key, step, ts, math.nan if nan else value) for _, key, step, ts, value, nan in rows),
         "truncated": truncated,
     }
+    if seq < current and not truncated:
+        # Params and tags set while the client was away: their current values (the last chunk carries them).
+        events["params"] = dict(Param.objects.filter(run_id=run.pk).values_list("key", "value"))
+        events["tags"] = dict(RunTag.objects.filter(run_id=run.pk).values_list("key", "value"))
+    return events
 
 
 def encode_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:

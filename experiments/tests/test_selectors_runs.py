@@ -222,8 +222,20 @@ def test_run_events_since_returns_what_was_missed(editor, run):
     assert caught_up["seq"] == 4 and caught_up["truncated"] is False
     assert caught_up["metrics"] == {"loss": [[3, 1003, "Infinity"], [4, 1004, "Infinity"]]}
     assert caught_up["run"]["status"] == "RUNNING"
+    assert caught_up["tags"] == {"t": "v"} and caught_up["params"] == {}
     assert selectors.run_events_since(run, 0)["metrics"]["loss"][0] == [0, 1000, 0.0]
-    assert selectors.run_events_since(run, 4)["metrics"] == {}
+    up_to_date = selectors.run_events_since(run, 4)
+    assert up_to_date["metrics"] == {} and "tags" not in up_to_date and "params" not in up_to_date
+
+
+def test_run_events_since_carries_params_and_tags_in_the_last_chunk_only(editor, run):
+    services.log_param(user=editor, run=run, key="lr", value="0.1")  # seq 1
+    log_steps(editor, run, steps=range(3))  # seq 2
+    log_steps(editor, run, steps=range(3, 6))  # seq 3
+    partial = selectors.run_events_since(run, 0, max_points=4)
+    assert partial["truncated"] is True and "params" not in partial
+    rest = selectors.run_events_since(run, partial["seq"], max_points=4)
+    assert rest["params"] == {"lr": "0.1"} and rest["tags"] == {}
 
 
 def test_run_events_since_truncates_at_a_whole_batch(editor, run):
