@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from experiments.models import Experiment, Run, RunStatus
+from mlplatform.fields import TagMapField
 from mlplatform.nonfinite import encode_float
 
 
@@ -75,7 +76,7 @@ class ExperimentOutputSerializer(serializers.ModelSerializer):
     team_id = serializers.IntegerField(read_only=True)
     team_name = serializers.CharField(source="team.name", read_only=True)
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
-    tags = serializers.SerializerMethodField()
+    tags = TagMapField()
 
     class Meta:
         model = Experiment
@@ -92,10 +93,6 @@ class ExperimentOutputSerializer(serializers.ModelSerializer):
             "updated_at",
             "tags",
         ]
-
-    def get_tags(self, experiment: Experiment) -> dict[str, str]:
-        """Tags as ``{key: value}``."""
-        return {tag.key: tag.value for tag in experiment.tags.all()}
 
 
 class RunCreateInputSerializer(serializers.Serializer):
@@ -159,7 +156,7 @@ class RunOutputSerializer(serializers.ModelSerializer):
     experiment_id = serializers.IntegerField(read_only=True)
     user = serializers.CharField(source="user.username", default=None, read_only=True)
     params = serializers.SerializerMethodField()
-    tags = serializers.SerializerMethodField()
+    tags = TagMapField()
     metrics = serializers.SerializerMethodField()
 
     class Meta:
@@ -184,10 +181,6 @@ class RunOutputSerializer(serializers.ModelSerializer):
     def get_params(self, run: Run) -> dict[str, str]:
         """Params as ``{key: value}``."""
         return {param.key: param.value for param in run.params.all()}
-
-    def get_tags(self, run: Run) -> dict[str, str]:
-        """Tags as ``{key: value}``."""
-        return {tag.key: tag.value for tag in run.tags.all()}
 
     def get_metrics(self, run: Run) -> dict[str, Any]:
         """Latest metrics as ``{key: {value, step, timestamp}}``."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from mlplatform.fields import TagMapField
 from registry.models import (
     Alert,
     AlertRule,
@@ -258,7 +259,7 @@ class ModelOutput(serializers.ModelSerializer):
     """A registered model with its tags and aliases."""
 
     team_name = serializers.CharField(source="team.name", read_only=True)
-    tags = serializers.SerializerMethodField()
+    tags = TagMapField()
     aliases = serializers.SerializerMethodField()
     created_by = serializers.SerializerMethodField()
 
@@ -278,9 +279,6 @@ class ModelOutput(serializers.ModelSerializer):
             "updated_at",
         ]
 
-    def get_tags(self, obj: RegisteredModel) -> dict[str, str]:
-        return {tag.key: tag.value for tag in obj.tags.all()}
-
     def get_aliases(self, obj: RegisteredModel) -> dict[str, int]:
         return {alias.alias: alias.version.version for alias in obj.aliases.all()}
 
@@ -293,7 +291,7 @@ class VersionOutput(serializers.ModelSerializer):
 
     model_name = serializers.CharField(source="model.name", read_only=True)
     run_id = serializers.SerializerMethodField()
-    tags = serializers.SerializerMethodField()
+    tags = TagMapField()
     aliases = serializers.SerializerMethodField()
     created_by = serializers.SerializerMethodField()
 
@@ -320,9 +318,6 @@ class VersionOutput(serializers.ModelSerializer):
 
     def get_run_id(self, obj: ModelVersion) -> str | None:
         return obj.run.run_uuid if obj.run_id else None
-
-    def get_tags(self, obj: ModelVersion) -> dict[str, str]:
-        return {tag.key: tag.value for tag in obj.tags.all()}
 
     def get_aliases(self, obj: ModelVersion) -> list[str]:
         return [alias.alias for alias in obj.aliases.all()]
