@@ -29,7 +29,7 @@ from accounts.permissions import Action
 from accounts.ws_auth import WS_FORBIDDEN, WS_NOT_FOUND, WS_UNAUTHENTICATED, ws_authorize, ws_subprotocol
 from experiments import selectors
 from experiments.limits import MAX_METRICS_PER_BATCH
-from experiments.live import EVENT_VERSION
+from experiments.live import EVENT_VERSION, TEXT_KEY
 from experiments.models import Experiment, Run
 from mlplatform.errors import Forbidden, NotFound
 from mlplatform.events import experiment_group, run_group
@@ -144,6 +144,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """Send unless the connection is closing."""
         if not self.closing:
             await super().send_json(content, close=close)
+
+    async def forward(self, event: dict[str, Any]) -> None:
+        """Send a live event: its pre-encoded text when the publisher attached one, else the event encoded."""
+        text = event.get(TEXT_KEY)
+        if not isinstance(text, str):
+            await self.send_json(event)
+        elif not self.closing:
+            await self.send(text_data=text)
 
     async def beat(self) -> None:
         """Every ping interval: close an idle connection, re-check access, else send a ping."""
@@ -294,7 +302,7 @@ class RunConsumer(LiveConsumer):
             )
             return
         self.last_seq = seq
-        await self.send_json(event)
+        await self.forward(event)
 
 
 class ExperimentConsumer(LiveConsumer):
@@ -335,4 +343,4 @@ class ExperimentConsumer(LiveConsumer):
             self.run_seqs.popitem(last=False)
         if seen is not None and seq > seen + 1:
             await self.send_json({"type": "resync", "v": EVENT_VERSION, "run_id": run_id, "from_seq": seen})
-        await self.send_json(event)
+        await self.forward(event)

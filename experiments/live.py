@@ -3,11 +3,13 @@
 One message per committed write goes to the run's group (full payload) and a compact one to the
 experiment's group. Channel layer ``type`` "run.event" dispatches to a consumer's ``run_event``.
 Non-finite metric values travel as the strings "NaN", "Infinity", "-Infinity" so every message is
-valid JSON for the browser.
+valid JSON for the browser. Each message also carries its JSON text, encoded once here rather than once per
+subscriber.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +20,8 @@ from mlplatform.nonfinite import encode_float
 
 EVENT_TYPE = "run.event"
 EVENT_VERSION = 1
+# The channel-layer message's pre-encoded wire form; not part of the event itself.
+TEXT_KEY = "text"
 
 
 def run_state(run: Run) -> dict[str, Any]:
@@ -70,5 +74,25 @@ def publish_run_event(
         full["tags"] = dict(tags)
     if include_run:
         full["run"] = compact["run"] = run_state(run)
-    publish_after_commit(run_group(run.run_uuid), full)
-    publish_after_commit(experiment_group(run.experiment_id), compact)
+    publish_after_commit(run_group(run.run_uuid), with_text(full))
+    publish_after_commit(experiment_group(run.experiment_id), with_text(compact))
+
+
+def with_text(event: dict[str, Any]) -> dict[str, Any]:
+    """The channel-layer message for ``event``: routing fields plus the event's JSON, encoded once.
+
+    Every subscriber forwards ``text`` as it is, so the layer carries (and each consumer decodes) a small
+    message instead of the whole payload, and nothing is re-encoded per subscriber.
+    """
+    return {
+        "type": EVENT_TYPE,
+        "run_id": event["run_id"],
+        "seq": event["seq"],
+        TEXT_KEY: json.dumps(event, allow_nan=False, separators=(",", ":")),
+    }
+
+
+def event_of(message: dict[str, Any]) -> dict[str, Any]:
+    """The event a channel-layer message carries (decoded from ``text`` when the publisher encoded it)."""
+    text = message.get(TEXT_KEY)
+    return json.loads(text) if isinstance(text, str) else message

@@ -7,6 +7,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from experiments.live import event_of
+
 
 class GroupListener:
     """A channel subscribed to one group; ``messages()`` drains what arrived."""
@@ -17,11 +19,11 @@ class GroupListener:
         async_to_sync(self.layer.group_add)(group, self.channel)
 
     def messages(self) -> list[dict[str, Any]]:
-        """Every message received so far."""
+        """Every event received so far (as subscribers see it)."""
         received = []
         while True:
             try:
-                received.append(async_to_sync(self._receive_now)())
+                received.append(event_of(async_to_sync(self._receive_now)()))
             except TimeoutError:
                 return received
 

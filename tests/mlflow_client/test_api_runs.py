@@ -11,6 +11,7 @@ from channels.layers import get_channel_layer
 
 from accounts.models import AuditEvent
 from experiments import services
+from experiments.live import event_of
 from experiments.models import LatestMetric, Metric, Param, Run, RunTag
 from mlplatform.events import run_group
 from tests.mlflow_client.helpers import call, error_of
@@ -181,7 +182,7 @@ def test_log_batch_publishes_the_same_live_event(client_for, editor, run, django
     body = {"run_id": run.run_uuid, "metrics": [{"key": "loss", "value": 0.5, "timestamp": 1, "step": 3}]}
     with django_capture_on_commit_callbacks(execute=True):
         assert call(client_for(editor), "POST", "runs/log-batch", body).status_code == 200
-    message = async_to_sync(layer.receive)(channel)
+    message = event_of(async_to_sync(layer.receive)(channel))
     assert message["kind"] == "metrics" and message["metrics"] == {"loss": [[3, 1, 0.5]]}
 
 
