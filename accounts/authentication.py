@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -27,17 +28,58 @@ from accounts.audit import client_ip
 from accounts.models import ApiToken, User
 from accounts.tokens import hash_matches, looks_like_api_token, parse_token
 
+logger = logging.getLogger("mlplatform.auth")
+
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Password hashing is deliberately slow (~0.3 s); a verified Basic password is trusted this long.
 BASIC_VERIFIED_SECONDS = 300
 
 
+TOKEN_CACHE_SECONDS = 10
+TOKEN_CACHE_PREFIX = "api-token"  # noqa: S105 (a cache key prefix)
+
+
+def token_cache_key(prefix: str) -> str:
+    """Cache key of the token row (with its user) for a token prefix."""
+    return f"{TOKEN_CACHE_PREFIX}:{prefix}"
+
+
+def forget_cached_tokens(prefixes: list[str]) -> None:
+    """Drop cached token rows, so a revocation or user change applies to the next request."""
+    try:
+        cache.delete_many([token_cache_key(prefix) for prefix in prefixes])
+    except Exception:  # cache down: nothing can be read from it either, and entries expire on their own
+        logger.warning("cache unavailable, could not drop cached API tokens %s", prefixes)
+
+
+def _cached_token(prefix: str) -> ApiToken | None:
+    """The token row and its user from the cache (a few seconds old at most), else from the database."""
+    try:
+        token = cache.get(token_cache_key(prefix))
+    except Exception:  # cache down: the database answers
+        token = None
+    if token is None:
+        token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+        if token is not None:
+            _remember_token(token)
+    return token
+
+
+def _remember_token(token: ApiToken) -> None:
+    try:
+        cache.set(token_cache_key(token.prefix), token, TOKEN_CACHE_SECONDS)
+    except Exception:  # cache down: nothing to remember
+        return
+
+
 def user_for_api_token(plaintext: str) -> tuple[User, ApiToken]:
-    """The active user and token for a plaintext API token; AuthenticationFailed otherwise."""
+    """The active user and token for a plaintext API token; AuthenticationFailed otherwise.
+
+    The token row (with its user) is cached for TOKEN_CACHE_SECONDS, so most requests authenticate
+    without a query; revoking a token or saving its user drops the entry at once (accounts.signals).
+    """
     parsed = parse_token(plaintext)
-    token = None
-    if parsed is not None:
-        token = ApiToken.objects.select_related("user").filter(prefix=parsed.prefix).first()
+    token = _cached_token(parsed.prefix) if parsed is not None else None
     # Hash even when no row matched, so timing does not tell a wrong prefix from a wrong secret.
     matches = hash_matches(plaintext, token.token_hash if token is not None else "0" * 64)
     if token is None or not matches:
@@ -50,9 +92,10 @@ def user_for_api_token(plaintext: str) -> tuple[User, ApiToken]:
     if not token.user.is_active:
         raise exceptions.AuthenticationFailed("User inactive or deleted.", code="user_inactive")
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        # A plain UPDATE at most once a minute per token keeps the hot path to one SELECT.
+        # A plain UPDATE at most once a minute per token keeps the hot path free of writes.
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+        _remember_token(token)
     return token.user, token
 
 
@@ -120,7 +163,10 @@ def _verified_key(userid: str, password: str) -> str:
 
 def remember_verified(userid: str, password: str, user: User) -> None:
     """Cache a successful password check, so the mlflow client's Basic auth costs no hash per request."""
-    cache.set(_verified_key(userid, password), (user.pk, user.password), BASIC_VERIFIED_SECONDS)
+    try:
+        cache.set(_verified_key(userid, password), (user.pk, user.password), BASIC_VERIFIED_SECONDS)
+    except Exception:  # cache down: the next request checks the password again
+        logger.warning("cache unavailable, could not remember a verified Basic credential")
 
 
 def recently_verified_user(userid: str, password: str) -> User | None:
@@ -129,7 +175,11 @@ def recently_verified_user(userid: str, password: str) -> User | None:
     The stored password hash must be unchanged, so a password change or reset ends it at once;
     deactivation does too.
     """
-    cached = cache.get(_verified_key(userid, password))
+    try:
+        cached = cache.get(_verified_key(userid, password))
+    except Exception:  # cache down: fall back to checking the password
+        logger.warning("cache unavailable, checking the Basic password instead")
+        cached = None
     if cached is None:
         return None
     user_pk, password_hash = cached

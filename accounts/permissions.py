@@ -9,14 +9,19 @@ may do everything. Views, the MLflow façade, consumers and pages all call
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from enum import StrEnum
 from typing import Any, Protocol
 
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
 from rest_framework import permissions
 
 from accounts.models import Membership, Role, Team
 from mlplatform.errors import Forbidden, NotFound
+
+logger = logging.getLogger("mlplatform.auth")
 
 
 class Action(StrEnum):
@@ -53,23 +58,54 @@ def team_id_of(obj: Any) -> int:
     return obj.team_id
 
 
+# Roles are also kept in the shared cache for a few seconds, so most requests check permissions without
+# a query. Any membership change (accounts.signals) and any save of the user drop the entry at once.
+ROLE_CACHE_SECONDS = 10
+
+
+def roles_cache_key(user_id: int) -> str:
+    """Cache key of a user's ``{team_id: role}``."""
+    return f"team-roles:{user_id}"
+
+
+def _load_roles(user: Any) -> dict[int, int]:
+    # A cache outage only costs the query: read and write failures fall back to the database.
+    try:
+        stored = cache.get(roles_cache_key(user.pk))
+    except Exception:
+        stored = None
+    if stored is None:
+        stored = dict(Membership.objects.filter(user=user).values_list("team_id", "role"))
+        with contextlib.suppress(Exception):
+            cache.set(roles_cache_key(user.pk), stored, ROLE_CACHE_SECONDS)
+    return stored
+
+
 def team_roles(user: Any) -> dict[int, Role]:
     """All of a user's roles by team id, loaded once and cached on the user for this request."""
     if user is None or not user.is_authenticated:
         return {}
     cached = getattr(user, "_team_roles", None)
     if cached is None:
-        cached = {
-            team_id: Role(role) for team_id, role in Membership.objects.filter(user=user).values_list("team_id", "role")
-        }
+        cached = {team_id: Role(role) for team_id, role in _load_roles(user).items()}
         user._team_roles = cached
     return cached
+
+
+def forget_cached_roles(user_id: int) -> None:
+    """Drop a user's roles from the shared cache (a membership changed)."""
+    try:
+        cache.delete(roles_cache_key(user_id))
+    except Exception:
+        logger.warning("cache unavailable, could not drop cached roles of user %s", user_id)
 
 
 def forget_roles(user: Any) -> None:
     """Drop the cached roles (after a membership change within the same request)."""
     if hasattr(user, "_team_roles"):
         del user._team_roles
+    if getattr(user, "pk", None) is not None:
+        forget_cached_roles(user.pk)
 
 
 def role_in(user: Any, team_id: int) -> Role | None:

@@ -30,7 +30,9 @@ def team_members(*, team: Team) -> QuerySet[Membership]:
 
 def membership_get(*, team: Team, user_id: int) -> Membership:
     """One membership of a team (the caller is already authorized to read the team)."""
-    membership = Membership.objects.filter(team=team, user_id=user_id).select_related("user", "team").first()
+    # user__pk, not user_id: the primary key's lookup treats an id past the column's range as no match, where the
+    # foreign key's would overflow the database driver (a 500 for /members/<huge>/).
+    membership = Membership.objects.filter(team=team, user__pk=user_id).select_related("user", "team").first()
     if membership is None:
         raise NotFound("Member not found.")
     return membership

@@ -356,6 +356,11 @@ def history(bench: Bench) -> list[Measurement]:
         written += count
         bench.progress.tick("history points", written, s.history_points)
     api.client.close()
+    # Fresh planner statistics, as autovacuum's ANALYZE gives a minute after a load (same for every server):
+    # read back seconds after 100k inserts, PostgreSQL plans the series as one row and sorts all 100k
+    # rows for every page (38 ms instead of 9 ms per 25k-point page, bench/RESULTS.md).
+    if bench.target.after_seed is not None:
+        bench.target.after_seed()
     bench.history_run = run
     sampled_points = min(1000, max(5, s.history_points // 5))
 

@@ -7,14 +7,19 @@ MLflow façade's proxied-artifact routes map onto the same files.
 Uploads are copied in chunks into a temporary file next to the target and renamed into place, so
 a reader never sees a partial file and a too-large upload leaves nothing behind. Every path is
 checked by ``safe_artifact_path`` and the final location is re-checked to be inside the run's folder.
+A full store is a 507 (``InsufficientStorage``), a read-only or inaccessible one a 503 (``Unavailable``).
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import mimetypes
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -24,11 +29,15 @@ from django.conf import settings
 from accounts import audit
 from accounts.permissions import Action, authorize
 from experiments.models import LifecycleStage, Run
-from mlplatform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from mlplatform.errors import Conflict, InsufficientStorage, InvalidInput, NotFound, PayloadTooLarge, Unavailable
+
+logger = logging.getLogger("experiments.artifacts")
 
 CHUNK_SIZE = 1024 * 1024
 MAX_PATH_LENGTH = 1000
 TEMP_PREFIX = ".upload-"
+STORE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+STORE_UNAVAILABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,21 @@ def _resolve(run: Run, path: str) -> Path:
     return target
 
 
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn the store's "disk full" and "read-only / no access" errors into clear 507 / 503 errors."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in STORE_FULL:
+            logger.error("artifact store full: %s", exc)
+            raise InsufficientStorage("The artifact store is full; free space or raise the quota, then retry.") from exc
+        if exc.errno in STORE_UNAVAILABLE:
+            logger.error("artifact store not writable: %s", exc)
+            raise Unavailable("The artifact store is not writable right now; retry later.") from exc
+        raise
+
+
 def _require_writable(run: Run) -> None:
     if run.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidInput(f"Run {run.run_uuid} is deleted; restore it before writing to it.")
@@ -98,26 +122,27 @@ def artifact_write(*, user: Any, run: Run, path: str, stream: IO[bytes] | None, 
     target = _resolve(run, clean)
     if target.is_dir():
         raise Conflict(f"{clean!r} is a directory.")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise Conflict(f"A parent of {clean!r} is a file, not a directory.") from exc
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=TEMP_PREFIX, delete=False)  # noqa: SIM115
-    written = 0
-    try:
-        with handle:
-            while stream is not None:
-                chunk = stream.read(CHUNK_SIZE)
-                if not chunk:
-                    break
-                written += len(chunk)
-                if written > limit:
-                    raise PayloadTooLarge(f"The artifact is over the limit of {limit} bytes.")
-                handle.write(chunk)
-        os.replace(handle.name, target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    with _storage_errors():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise Conflict(f"A parent of {clean!r} is a file, not a directory.") from exc
+        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=TEMP_PREFIX, delete=False)  # noqa: SIM115
+        written = 0
+        try:
+            with handle:
+                while stream is not None:
+                    chunk = stream.read(CHUNK_SIZE)
+                    if not chunk:
+                        break
+                    written += len(chunk)
+                    if written > limit:
+                        raise PayloadTooLarge(f"The artifact is over the limit of {limit} bytes.")
+                    handle.write(chunk)
+            os.replace(handle.name, target)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
     return {"path": clean, "is_dir": False, "file_size": written}
 
 
@@ -128,7 +153,9 @@ def artifact_open(run: Run, path: str) -> ArtifactFile:
     if not target.is_file() or target.name.startswith(TEMP_PREFIX):
         raise NotFound(f"Artifact {clean!r} not found.")
     content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    return ArtifactFile(file=target.open("rb"), size=target.stat().st_size, content_type=content_type, name=target.name)
+    with _storage_errors():
+        file = target.open("rb")
+    return ArtifactFile(file=file, size=os.fstat(file.fileno()).st_size, content_type=content_type, name=target.name)
 
 
 def artifact_list(run: Run, path: str = "") -> list[dict[str, Any]]:
@@ -158,10 +185,11 @@ def artifact_delete(*, user: Any, run: Run, path: str, request: Any = None) -> N
     _require_writable(run)
     clean = safe_artifact_path(path)
     target = _resolve(run, clean)
-    if target.is_dir():
-        shutil.rmtree(target)
-    elif target.is_file():
-        target.unlink()
-    else:
-        raise NotFound(f"Artifact {clean!r} not found.")
+    with _storage_errors():
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.is_file():
+            target.unlink()
+        else:
+            raise NotFound(f"Artifact {clean!r} not found.")
     audit.record_event(action="artifact.delete", actor=user, request=request, target=run, details={"path": clean})

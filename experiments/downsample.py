@@ -35,11 +35,13 @@ def _pick(
     a_x, a_y, c_x, c_y = ax[bucket], ay[bucket], cx[bucket], cy[bucket]
     area = np.abs((a_x - c_x) * (inner_y - a_y) - (a_x - inner_x) * (c_y - a_y))
     area = np.where(eligible[1 : n - 1], area, -1.0)
-    # Largest area per bucket: sort by (bucket, -area) and keep each bucket's first entry.
-    order = np.lexsort((-area, bucket))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = bucket[order][1:] != bucket[order][:-1]
-    return order[first] + 1
+    # Largest area per bucket (the first one on ties). Buckets are contiguous runs, so a segmented
+    # max and the first position reaching it are O(n), with no sort.
+    largest = np.maximum.reduceat(area, starts - 1)
+    hits = np.flatnonzero(area == largest[bucket])
+    first = np.ones(len(hits), dtype=bool)
+    first[1:] = bucket[hits][1:] != bucket[hits][:-1]
+    return hits[first] + 1
 
 
 def lttb_indices(x: np.ndarray, y: np.ndarray, max_points: int) -> np.ndarray:

@@ -30,6 +30,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # MLflow's rule for metric/param/tag names, plus the ':' newer MLflow versions allow.
 KEY_PATTERN = re.compile(r"^[/\w.\- :]+$")
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# NUL cannot be stored in PostgreSQL text, and an unpaired UTF-16 surrogate cannot be encoded as UTF-8 for any
+# database. The request middleware refuses both in HTTP input; admin forms and management commands bypass it.
+UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,19 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def check_storable_text(value: str, *, where: str) -> str:
+    """Refuse a string holding a NUL character or a lone surrogate, which no database column can store."""
+    found = UNSTORABLE_CHARACTER.search(value)
+    if found is not None:
+        what = "a NUL character" if found.group() == "\x00" else "an unpaired surrogate"
+        raise InvalidInput(
+            f"{where}: contains {what} (U+{ord(found.group()):04X}) at position {found.start()}, which cannot be "
+            "stored.",
+            details={where: ["Contains a character that cannot be stored."]},
+        )
+    return value
+
+
 def validate_key(key: Any, *, where: str) -> str:
     """A metric/param/tag name: a string of at most 250 safe characters that is a clean relative path."""
     if not isinstance(key, str) or not key:
@@ -58,6 +74,7 @@ def validate_key(key: Any, *, where: str) -> str:
             f"{where}: key is {len(key)} characters, over the limit of {MAX_KEY_LENGTH}.",
             details={where: [f"At most {MAX_KEY_LENGTH} characters."]},
         )
+    check_storable_text(key, where=where)
     if not KEY_PATTERN.match(key):
         raise InvalidInput(
             f"{where}: {key!r} may only contain letters, digits, underscores, dashes, periods, spaces, colons and "
@@ -112,7 +129,7 @@ def _value(item: Mapping[str, Any], *, where: str, limit: int, kind: str) -> str
             f"{where}.value: {kind} value is {len(value)} characters, over the limit of {limit}.",
             details={f"{where}.value": [f"At most {limit} characters."]},
         )
-    return value
+    return check_storable_text(value, where=f"{where}.value")
 
 
 def _check_count(items: list[Any], *, limit: int, name: str) -> None:

@@ -3,8 +3,9 @@
 Index choices (search over ~100k runs filters by metric/param/tag and orders by metric or start time):
 - ``Run (experiment, lifecycle_stage, start_time)``: the default run table, newest first, per experiment.
 - ``Run (team, lifecycle_stage, start_time)``: run lists across every visible experiment.
-- ``LatestMetric`` unique ``(run, key)`` answers the correlated ``EXISTS``/join per run; ``(key, value)``
-  lets ``metrics.acc > 0.9`` find candidate runs without touching history.
+- ``LatestMetric`` unique ``(run, key)`` answers the correlated ``EXISTS``/join per run; ``(key, is_nan, value)``
+  lets ``metrics.acc > 0.9`` find candidate runs without touching history, and (with its descending mirror
+  on PostgreSQL) lets a search ordered by that metric walk runs in order and stop after one page.
 - ``Param``/``RunTag`` unique ``(run, key)`` serve the same per-run lookups; ``(key)`` narrows a search to
   one key. Values are not indexed: they may be 6000/8000 characters, over PostgreSQL's btree row limit.
 - ``Metric (run, key, step)`` serves history reads in step order; ``(run, seq)`` serves live catch-up.
@@ -192,7 +193,10 @@ class LatestMetric(models.Model):
     class Meta:
         ordering = ["key"]
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="latestmetric_unique_run_key")]
-        indexes = [models.Index(fields=["key", "value"], name="latestmetric_key_value")]
+        # (key, is_nan, value) answers ``metrics.x > v`` and, scanned forward, ``ORDER BY metrics.x ASC``.
+        # Migration 0002 adds its mirror for ``DESC`` on PostgreSQL (explicit NULLS FIRST, which SQLite's
+        # CREATE INDEX cannot spell and Django cannot declare per database).
+        indexes = [models.Index(fields=["key", "is_nan", "value"], name="latestmetric_key_nan_value")]
 
     def __str__(self) -> str:
         return f"{self.key}={self.float_value}"

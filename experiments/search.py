@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -62,6 +63,12 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
 NUMERIC_OPS = ("=", "!=", "<", "<=", ">", ">=")
 STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 KEYWORDS = {"AND", "OR", "LIKE", "ILIKE", "IN", "NOT", "ASC", "DESC"}
+# Parentheses nest at most this deep: the parser recurses once per level, far below Python's stack limit.
+MAX_NESTING = 100
+# Comparisons per filter: SQLite refuses expressions nested deeper than 1000 (an AND/OR chain nests there),
+# which would be a 500; no real search needs more.
+MAX_COMPARISONS = 200
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 # Tokens ----------------------------------------------------------------------------------------
@@ -104,6 +111,22 @@ def _unquote(text: str) -> str:
     return re.sub(r"\\([\\" + quote + "])", r"\1", text[1:-1])
 
 
+def _number(raw: str, column: int) -> int | float:
+    """A numeric literal: integers must fit int64 (the database's bigint), floats must be finite."""
+    if re.fullmatch(r"[-+]?\d+", raw):
+        # Length first: int() of thousands of digits is slow, and past 4300 digits a ValueError.
+        digits = raw.lstrip("+-").lstrip("0") or "0"
+        value = int(digits) * (-1 if raw.startswith("-") else 1) if len(digits) <= 19 else None
+        if value is not None and INT64_MIN <= value <= INT64_MAX:
+            return value
+    else:
+        number = float(raw)
+        if math.isfinite(number):
+            return number
+    shown = raw if len(raw) <= 20 else raw[:20] + "..."
+    raise syntax_error(f"number {shown} is out of range.", column)
+
+
 def tokenize(text: str) -> list[Token]:
     """Split filter text into tokens; unknown characters are an error at their column."""
     tokens: list[Token] = []
@@ -124,8 +147,7 @@ def tokenize(text: str) -> list[Token]:
         if kind == "string":
             tokens.append(Token("string", raw, column, _unquote(raw)))
         elif kind == "number":
-            number = float(raw)
-            tokens.append(Token("number", raw, column, int(number) if re.fullmatch(r"[-+]?\d+", raw) else number))
+            tokens.append(Token("number", raw, column, _number(raw, column)))
         elif kind == "ident" and raw.upper() in KEYWORDS:
             tokens.append(Token("keyword", raw.upper(), column))
         else:
@@ -207,6 +229,8 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.pos = 0
+        self.depth = 0
+        self.comparisons = 0
 
     @property
     def token(self) -> Token:
@@ -239,12 +263,16 @@ class _Parser:
 
     def primary(self) -> Any:
         if self.token.kind == "lparen":
-            self.take()
+            opening = self.take()
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise syntax_error(f"parentheses nested deeper than {MAX_NESTING} levels.", opening.column)
             node = self.or_expr()
             if self.token.kind != "rparen":
                 shown = self.token.text or "end of input"
                 raise syntax_error(f"expected ')', found {shown!r}.", self.token.column)
             self.take()
+            self.depth -= 1
             return node
         return self.comparison()
 
@@ -284,6 +312,9 @@ class _Parser:
         return tuple(values)
 
     def comparison(self) -> Comparison:
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            raise syntax_error(f"more than {MAX_COMPARISONS} comparisons.", self.token.column)
         identifier = parse_identifier(self.take())
         op, op_column = self.operator()
         value_column = self.token.column

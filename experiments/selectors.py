@@ -6,14 +6,18 @@ Run lists and details load params, tags and latest metrics with a fixed number o
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import operator
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import psycopg
+from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import Team
@@ -96,6 +100,30 @@ def _stages(view: str) -> list[str]:
     return stages
 
 
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    """A param or tag row as a run page shows it."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    """A latest-metric row as a run page shows it; ``float_value`` is the value with NaN restored."""
+
+    key: str
+    value: float
+    is_nan: bool
+    timestamp: int
+    step: int
+
+    @property
+    def float_value(self) -> float:
+        """The logged value, NaN included."""
+        return math.nan if self.is_nan else self.value
+
+
 def with_run_details(queryset: QuerySet[Run]) -> QuerySet[Run]:
     """Load what a run table shows: user, experiment, params, tags and latest metrics (3 extra queries)."""
     return queryset.select_related("user", "experiment").prefetch_related(
@@ -105,11 +133,16 @@ def with_run_details(queryset: QuerySet[Run]) -> QuerySet[Run]:
     )
 
 
+def _run_by_uuid(run_uuid: str) -> Run | None:
+    """The run (with experiment and user) or None; ``run_uuid`` is unique, so no ORDER BY (``first()`` adds one)."""
+    return next(iter(Run.objects.select_related("experiment", "user").filter(run_uuid=run_uuid).order_by()[:1]), None)
+
+
 def run_get(*, user: Any, run_uuid: str, action: Action = Action.READ) -> Run:
     """One run by its public id, checked for ``action``."""
     if not isinstance(run_uuid, str) or not RUN_UUID_RE.match(run_uuid):
         raise NotFound("Run not found.")
-    run = Run.objects.select_related("experiment", "user").filter(run_uuid=run_uuid).first()
+    run = _run_by_uuid(run_uuid)
     if run is None:
         raise NotFound("Run not found.")
     authorize(user, action, run, label="Run")
@@ -120,11 +153,11 @@ def run_detail(*, user: Any, run_uuid: str) -> Run:
     """One run with its params, tags and latest metrics (a fixed number of queries)."""
     if not isinstance(run_uuid, str) or not RUN_UUID_RE.match(run_uuid):
         raise NotFound("Run not found.")
-    run = with_run_details(Run.objects.filter(run_uuid=run_uuid)).first()
+    run = _run_by_uuid(run_uuid)
     if run is None:
         raise NotFound("Run not found.")
     authorize(user, Action.READ, run, label="Run")
-    return run
+    return attach_run_details([run])[0]
 
 
 def run_list(*, user: Any, experiment_ids: Sequence[Any] = (), run_view: str = "active") -> QuerySet[Run]:
@@ -182,9 +215,78 @@ def search_runs(
     else:
         queryset = queryset.filter(experiment__lifecycle_stage=LifecycleStage.ACTIVE)
     queryset = search.apply_order_by(queryset.filter(search.compile_filter(tree)), keys)
-    runs = list(with_run_details(queryset)[offset : offset + max_results + 1])
+    if (condition := _order_metric_condition(tree, keys)) is not None:
+        queryset = queryset.filter(condition)
+    runs = attach_run_details(list(queryset.select_related("user", "experiment")[offset : offset + max_results + 1]))
     next_token = search.encode_page_token(offset + max_results) if len(runs) > max_results else None
     return RunPage(runs=runs[:max_results], next_page_token=next_token)
+
+
+def _and_terms(tree: Any) -> list[Any]:
+    """The conjuncts of a filter tree (the tree itself unless it is an AND)."""
+    if isinstance(tree, search.BoolOp) and tree.op == "AND":
+        return [term for child in tree.children for term in _and_terms(child)]
+    return [] if tree is None else [tree]
+
+
+def _order_metric_condition(tree: Any, keys: Sequence[search.OrderKey]) -> Q | None:
+    """The filter's own conditions on the first sort metric, restated on the sort join (or None).
+
+    ``metrics.acc > 0.5 ... ORDER BY metrics.acc DESC`` compiles to an ``EXISTS`` on one alias and a
+    LEFT JOIN on another; PostgreSQL cannot tell they are the same row (unique run+key), so it sorted
+    every matching run before taking a page (87 ms over 100k runs). The same test on the sort alias
+    makes the join inner and lets it walk ``latestmetric (key, is_nan, value)`` in order and stop
+    after one page (7 ms). It selects exactly the runs the ``EXISTS`` does.
+    """
+    if not keys or keys[0].identifier.entity != "metric":
+        return None
+    key = keys[0].identifier.key
+    condition = None
+    for term in _and_terms(tree):
+        ident = getattr(term, "identifier", None)
+        if ident is None or ident.entity != "metric" or ident.key != key or term.op not in search.NUMBER_LOOKUPS:
+            continue
+        test = Q(**{f"_order_0__value__{search.NUMBER_LOOKUPS[term.op]}": term.value})
+        condition = test if condition is None else condition & test
+    return None if condition is None else condition & Q(_order_0__is_nan=False)
+
+
+def attach_run_details(runs: list[Run]) -> list[Run]:
+    """Load params, tags and latest metrics of ``runs`` in one query (``UNION ALL``), grouped in dicts.
+
+    ``run.params.all()``, ``run.tags.all()`` and ``run.latest_metrics.all()`` then answer from memory,
+    as after ``prefetch_related``, but from one round trip instead of three, with light rows instead of
+    model instances, and without a cloned queryset per run and relation (which cost more than the SQL
+    for a page of 100 runs).
+    """
+    by_pk: dict[int, Run] = {run.pk: run for run in runs}
+    if not by_pk:
+        return runs
+    caches: dict[int, dict[str, list[Any]]] = {pk: {"params": [], "tags": [], "latest_metrics": []} for pk in by_pk}
+    quote = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(by_pk))
+    param, tag, latest = (quote(model._meta.db_table) for model in (Param, RunTag, LatestMetric))
+    # Typed NULLs: PostgreSQL resolves each UNION's column types pairwise, left to right.
+    no_number = "CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BOOLEAN), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT)"
+    sql = (
+        f"SELECT 0 AS kind, run_id, key, value, {no_number} FROM {param} WHERE run_id IN ({marks}) "  # noqa: S608
+        f"UNION ALL SELECT 1, run_id, key, value, {no_number} FROM {tag} WHERE run_id IN ({marks}) "
+        f"UNION ALL SELECT 2, run_id, key, CAST(NULL AS TEXT), value, is_nan, timestamp, step FROM {latest} "
+        f"WHERE run_id IN ({marks}) ORDER BY kind, key"
+    )
+    pks = list(by_pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, pks * 3)
+        rows = cursor.fetchall()
+    relation = ("params", "tags", "latest_metrics")
+    for kind, run_id, key, text_value, value, is_nan, timestamp, step in rows:
+        if kind == 2:
+            caches[run_id]["latest_metrics"].append(LatestValue(key, value, bool(is_nan), timestamp, step))
+        else:
+            caches[run_id][relation[kind]].append(KeyValue(key, text_value))
+    for pk, run in by_pk.items():
+        run._prefetched_objects_cache = caches[pk]
+    return runs
 
 
 def latest_metrics_for_runs(runs: Iterable[Run]) -> dict[int, dict[str, LatestMetric]]:
@@ -206,16 +308,140 @@ def _positive_int(value: Any, *, name: str, maximum: int, minimum: int = 1) -> i
     return value
 
 
-def _points(rows: Sequence[tuple[int, int, float, bool]]) -> list[dict[str, Any]]:
-    return [{"step": step, "timestamp": ts, "value": math.nan if is_nan else value} for step, ts, value, is_nan in rows]
+Point = tuple[int, int, float]  # (step, timestamp, value), NaN as float("nan")
 
 
-def _downsample_rows(rows: list[tuple[int, int, float, bool]], max_points: int) -> list[tuple[int, int, float, bool]]:
-    if len(rows) <= max_points:
-        return rows
-    steps, _, values, nans = (np.asarray(col) for col in zip(*rows, strict=True))
-    y = np.where(nans.astype(bool), np.nan, values.astype(float))
-    return [rows[i] for i in lttb_indices(steps.astype(float), y, max_points)]
+# One series point as PostgreSQL's binary send functions write it: int8 step, int8 timestamp, float8 value.
+_SENT_POINT = np.dtype([("step", ">i8"), ("ts", ">i8"), ("value", ">f8")])
+
+
+Series = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, timestamps, values (NaN restored)
+
+
+def _empty_series() -> Series:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+
+
+def _series_arrays_many(
+    run_ids: Sequence[int], keys: Sequence[str], since_step: int | None = None
+) -> dict[tuple[int, str], Series]:
+    """``{(run_id, key): (steps, timestamps, values)}`` of every series, each in (step, timestamp, id) order.
+
+    One query. PostgreSQL packs each series into one ``bytea`` (``int8send``/``float8send`` per point,
+    concatenated in order, one row per series), which numpy reads in place: no Python object per point,
+    about half the time of fetching the rows (or of a binary ``COPY``, which psycopg yields row by row).
+    Other databases go through ``values_list``.
+    """
+    table = connection.ops.quote_name(Metric._meta.db_table)
+    run_marks, key_marks = ", ".join(["%s"] * len(run_ids)), ", ".join(["%s"] * len(keys))
+    since = "" if since_step is None else " AND step > %s"
+    params: list[Any] = [*run_ids, *keys] + ([] if since_step is None else [since_step])
+    where = f"run_id IN ({run_marks}) AND key IN ({key_marks}){since}"
+    found: dict[tuple[int, str], Series] = {}
+    if connection.vendor == "postgresql":
+        value = "CASE WHEN is_nan THEN 'NaN'::float8 ELSE value END"
+        rows = _fetch_rows(
+            f"SELECT run_id, key, string_agg(int8send(step) || int8send(timestamp) || float8send({value}), '' "  # noqa: S608
+            f"ORDER BY step, timestamp, id) FROM {table} WHERE {where} GROUP BY run_id, key",
+            params,
+        )
+        for run_id, key, packed in rows:
+            points = np.frombuffer(packed, dtype=_SENT_POINT)
+            found[(run_id, key)] = (
+                points["step"].astype(np.int64),
+                points["ts"].astype(np.int64),
+                points["value"].astype(np.float64),
+            )
+        return found
+    rows = _fetch_rows(
+        f"SELECT run_id, key, step, timestamp, value, is_nan FROM {table} WHERE {where} "  # noqa: S608
+        "ORDER BY run_id, key, step, timestamp, id",
+        params,
+    )
+    for (run_id, key), group in itertools.groupby(rows, key=operator.itemgetter(0, 1)):
+        _, _, steps, stamps, raw_values, nans = zip(*group, strict=True)
+        values = np.where(np.asarray(nans, dtype=bool), np.nan, np.asarray(raw_values, dtype=np.float64))
+        found[(run_id, key)] = (np.asarray(steps, dtype=np.int64), np.asarray(stamps, dtype=np.int64), values)
+    return found
+
+
+def _series_arrays(run: Run, key: str, since_step: int | None) -> Series:
+    """(steps, timestamps, values with NaN) of one series in (step, timestamp, id) order, as numpy arrays."""
+    return _series_arrays_many([run.pk], [key], since_step).get((run.pk, key)) or _empty_series()
+
+
+def _downsampled(series: Series, max_points: int | None) -> list[Point]:
+    """The series as ``(step, timestamp, value)`` tuples, LTTB-downsampled to ``max_points`` when given."""
+    steps, stamps, values = series
+    if max_points is not None and len(steps) > max_points:
+        keep = lttb_indices(steps.astype(float), values, max_points)
+        steps, stamps, values = steps[keep], stamps[keep], values[keep]
+    return list(zip(steps.tolist(), stamps.tolist(), values.tolist(), strict=True))
+
+
+def _fetch_rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """All rows of a read query; on PostgreSQL in binary format (~40% less client CPU for numbers)."""
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        # Django's cursor binds client-side (text results only); a plain psycopg cursor on the same
+        # connection and transaction binds server-side and can ask for binary results.
+        recorded = cursor.debug_sql(sql, params) if hasattr(cursor, "debug_sql") else contextlib.nullcontext()
+        with recorded, psycopg.Cursor(connection.connection) as binary_cursor:
+            binary_cursor.execute(sql, params, binary=True)
+            return binary_cursor.fetchall()
+
+
+def history_points(
+    *,
+    run: Run,
+    key: str,
+    since_step: int | None = None,
+    max_points: int | None = None,
+    page_size: int | None = None,
+    page_token: str | None = None,
+) -> tuple[list[Point], str | None]:
+    """A run's history for one key in step order as ``(step, timestamp, value)`` tuples, and the next page token.
+
+    With ``max_points`` the whole (or ``since_step``) series comes back LTTB-downsampled in one
+    response; otherwise it is paged (``page_size`` points, ``next_page_token``). Values are floats,
+    NaN/±inf included. No model instances and no dict per point: the history endpoints encode these
+    tuples straight to JSON.
+    """
+    if since_step is not None and (isinstance(since_step, bool) or not isinstance(since_step, int)):
+        raise InvalidInput("since_step must be an integer.", details={"since_step": ["Must be an integer."]})
+    if max_points is not None:
+        max_points = _positive_int(max_points, name="max_points", minimum=MIN_POINTS, maximum=MAX_DOWNSAMPLED_POINTS)
+        return _downsampled(_series_arrays(run, key, since_step), max_points), None
+    page_size = DEFAULT_HISTORY_PAGE if page_size is None else page_size
+    page_size = _positive_int(page_size, name="page_size", maximum=MAX_HISTORY_PAGE)
+    cursor_position = _decode_history_token(page_token)
+    table = connection.ops.quote_name(Metric._meta.db_table)
+    where = ["run_id = %s", "key = %s"]
+    params: list[Any] = [run.pk, key]
+    if since_step is not None:
+        where.append("step > %s")
+        params.append(since_step)
+    if cursor_position is not None:
+        where.append("(step > %s OR (step = %s AND id > %s))")
+        params.extend([cursor_position[0], cursor_position[0], cursor_position[1]])
+    postgres = connection.vendor == "postgresql"
+    # PostgreSQL stores NaN, so it can hand the value back ready; SQLite cannot (NULL), hence is_nan.
+    value = "CASE WHEN is_nan THEN 'NaN'::float8 ELSE value END" if postgres else "value"
+    sql = (
+        f"SELECT step, timestamp, {value}, id, is_nan FROM {table} WHERE {' AND '.join(where)} "  # noqa: S608
+        "ORDER BY step, id LIMIT %s"
+    )
+    rows = _fetch_rows(sql, [*params, page_size + 1])
+    next_token = None
+    if len(rows) > page_size:
+        rows = rows[:page_size]
+        next_token = f"{rows[-1][0]}.{rows[-1][3]}"
+    if postgres:
+        return list(map(operator.itemgetter(0, 1, 2), rows)), next_token  # C-level, no Python per row
+    nan = math.nan
+    return [(step, ts, nan if is_nan else value) for step, ts, value, _, is_nan in rows], next_token
 
 
 def metric_history(
@@ -227,34 +453,15 @@ def metric_history(
     page_size: int | None = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
-    """A run's history for one key, in step order.
-
-    With ``max_points`` the whole (or ``since_step``) series comes back LTTB-downsampled in one
-    response; otherwise it is paged (``page_size`` points, ``next_page_token``).
-    Points are ``{step, timestamp, value}`` with float values (NaN/±inf included).
-    """
-    queryset = Metric.objects.filter(run_id=run.pk, key=key)
-    if since_step is not None:
-        if isinstance(since_step, bool) or not isinstance(since_step, int):
-            raise InvalidInput("since_step must be an integer.", details={"since_step": ["Must be an integer."]})
-        queryset = queryset.filter(step__gt=since_step)
-    columns = ("step", "timestamp", "value", "is_nan")
-    if max_points is not None:
-        max_points = _positive_int(max_points, name="max_points", minimum=MIN_POINTS, maximum=MAX_DOWNSAMPLED_POINTS)
-        rows = list(queryset.order_by("step", "timestamp", "id").values_list(*columns))
-        return {"key": key, "points": _points(_downsample_rows(rows, max_points)), "next_page_token": None}
-    page_size = DEFAULT_HISTORY_PAGE if page_size is None else page_size
-    page_size = _positive_int(page_size, name="page_size", maximum=MAX_HISTORY_PAGE)
-    cursor = _decode_history_token(page_token)
-    if cursor is not None:
-        step, pk = cursor
-        queryset = queryset.filter(Q(step__gt=step) | Q(step=step, id__gt=pk))
-    rows = list(queryset.order_by("step", "id").values_list(*columns, "id")[: page_size + 1])
-    next_token = None
-    if len(rows) > page_size:
-        rows = rows[:page_size]
-        next_token = f"{rows[-1][0]}.{rows[-1][4]}"
-    return {"key": key, "points": _points([row[:4] for row in rows]), "next_page_token": next_token}
+    """``history_points`` as ``{key, points: [{step, timestamp, value}], next_page_token}`` (pages, compare)."""
+    points, next_token = history_points(
+        run=run, key=key, since_step=since_step, max_points=max_points, page_size=page_size, page_token=page_token
+    )
+    return {
+        "key": key,
+        "points": [{"step": step, "timestamp": ts, "value": value} for step, ts, value in points],
+        "next_page_token": next_token,
+    }
 
 
 def _decode_history_token(token: str | None) -> tuple[int, int] | None:
@@ -269,10 +476,7 @@ def _decode_history_token(token: str | None) -> tuple[int, int] | None:
 def metric_history_bulk(
     *, runs: Sequence[Run], keys: Sequence[str], max_points: int | None = None
 ) -> list[dict[str, Any]]:
-    """History of every (run, key) pair in one query, for compare views: ``[{run_id, key, points}]``.
-
-    Series are grouped with numpy (boundaries where run or key changes), not a per-point loop.
-    """
+    """History of every (run, key) pair in one query, for compare views: ``[{run_id, key, points}]``."""
     if not runs or not keys:
         return []
     if len(runs) * len(keys) > MAX_BULK_SERIES:
@@ -282,27 +486,19 @@ def metric_history_bulk(
         )
     if max_points is not None:
         max_points = _positive_int(max_points, name="max_points", minimum=MIN_POINTS, maximum=MAX_DOWNSAMPLED_POINTS)
-    uuid_of = {run.pk: run.run_uuid for run in runs}
-    rows = list(
-        Metric.objects.filter(run_id__in=list(uuid_of), key__in=list(keys))
-        .order_by("run_id", "key", "step", "timestamp", "id")
-        .values_list("run_id", "key", "step", "timestamp", "value", "is_nan")
-    )
-    found: dict[tuple[int, str], list[tuple[int, int, float, bool]]] = {}
-    if rows:
-        run_ids, row_keys = (np.asarray(col, dtype=object) for col in list(zip(*rows, strict=True))[:2])
-        change = np.flatnonzero((run_ids[1:] != run_ids[:-1]) | (row_keys[1:] != row_keys[:-1])) + 1
-        bounds = np.concatenate(([0], change, [len(rows)]))
-        for start, end in itertools.pairwise(bounds):
-            found[(rows[start][0], rows[start][1])] = [row[2:] for row in rows[start:end]]
-    result = []
-    for run in runs:
-        for key in keys:
-            series = found.get((run.pk, key), [])
-            if max_points is not None:
-                series = _downsample_rows(series, max_points)
-            result.append({"run_id": run.run_uuid, "key": key, "points": _points(series)})
-    return result
+    found = _series_arrays_many([run.pk for run in runs], list(dict.fromkeys(keys)))
+    return [
+        {
+            "run_id": run.run_uuid,
+            "key": key,
+            "points": [
+                {"step": step, "timestamp": ts, "value": value}
+                for step, ts, value in _downsampled(found.get((run.pk, key)) or _empty_series(), max_points)
+            ],
+        }
+        for run in runs
+        for key in keys
+    ]
 
 
 def runs_for_compare(*, user: Any, run_uuids: Sequence[str]) -> list[Run]:

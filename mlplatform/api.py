@@ -13,10 +13,15 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, pagination
+from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
+from rest_framework.serializers import Serializer
+from rest_framework.utils.urls import replace_query_param
+from rest_framework.views import APIView, set_rollback
 
 from mlplatform.errors import ServiceError
 
@@ -26,6 +31,61 @@ logger = logging.getLogger("mlplatform.api")
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the standard error envelope."""
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+# What every operation of the native API can answer besides its success, by status (the envelope each time).
+ERROR_RESPONSES = {
+    "400": "Invalid input (parameters, body, filter); ``details`` names the fields.",
+    "401": "Missing, invalid or expired credentials.",
+    "403": "The caller lacks the role for this object or action.",
+    "404": "The object does not exist or is not visible to the caller.",
+    "429": "Too many requests; retry after ``Retry-After`` seconds.",
+    "503": "The database or storage is unavailable; retry after ``Retry-After`` seconds.",
+}
+# Only for operations that take a body (writes): a clash with the current state, size and media type.
+BODY_ERROR_RESPONSES = {
+    "409": "The request clashes with the current state (duplicate name, lost race).",
+    "413": "The body is over the size limit.",
+    "415": "The body is not JSON (or, for uploads, not raw bytes).",
+}
+UPLOAD_ERROR_RESPONSES = {"507": "The artifact store is full."}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object", "additionalProperties": True},
+            },
+        }
+    },
+}
+
+
+def document_error_responses(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: document the envelope for the error statuses of every operation.
+
+    Declared once here instead of on each view, so the schema lists every status a client must handle and
+    ``status_code_conformance`` in the fuzzing test can hold the server to it.
+    """
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    reference = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            statuses = dict(ERROR_RESPONSES)
+            if "requestBody" in operation or method in {"put", "patch", "delete"}:
+                statuses.update(BODY_ERROR_RESPONSES)
+            if method == "put" and "/artifacts/" in path:
+                statuses.update(UPLOAD_ERROR_RESPONSES)
+            responses = operation.setdefault("responses", {})
+            for status, description in statuses.items():
+                documented = responses.setdefault(status, {"description": description})
+                documented.setdefault("content", reference)
+    return result
 
 
 def _first_message(detail: Any, path: str = "") -> str:
@@ -104,6 +164,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return Response(body, status=status, headers=headers)
 
 
+@csrf_exempt  # it writes nothing; without this, CsrfViewMiddleware answers unknown POSTs with its HTML page
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Unknown URLs under /api/ answer in the envelope, never with an HTML page."""
     return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
@@ -125,8 +186,47 @@ def server_error(request: HttpRequest) -> JsonResponse | Any:
 
 
 class CursorPagination(pagination.CursorPagination):
-    """Cursor pagination answering ``{results, next, previous}``; stable under inserts."""
+    """Cursor pagination answering ``{results, next, previous}``; stable under inserts.
+
+    A list view declares it as ``pagination_class``: :func:`paginated` pages with it, and drf-spectacular
+    documents the view's ``Serializer(many=True)`` response as this page object (with its ``cursor`` and
+    ``page_size`` parameters), so the schema and the answer cannot drift apart.
+    """
 
     ordering = "-pk"
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+def paginated(
+    request: Request, view: APIView, queryset: QuerySet, serializer: type[Serializer], ordering: str | tuple = "-pk"
+) -> Response:
+    """One page ``{results, next, previous}`` of ``queryset`` in ``ordering``, by the view's ``pagination_class``."""
+    paginator = view.pagination_class()  # type: ignore[attr-defined]
+    paginator.ordering = ordering
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True, context={"request": request}).data)
+
+
+class PageTokenPagination(pagination.BasePagination):
+    """Pages cut by a selector with an opaque token (run search): ``{results, next, next_page_token}``.
+
+    The view passes the selector's page to :meth:`page_response`; as its ``pagination_class`` it also
+    gives drf-spectacular the page object to document. Its query parameters are the view's own.
+    """
+
+    def page_response(self, request: Request, results: list[Any], next_page_token: str | None) -> Response:
+        """The page, with ``next`` as this URL carrying the next token (None on the last page)."""
+        next_url = None
+        if next_page_token:
+            next_url = replace_query_param(request.build_absolute_uri(), "page_token", next_page_token)
+        return Response({"results": results, "next": next_url, "next_page_token": next_page_token})
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """The page object around the list ``schema``."""
+        nullable = {"type": "string", "nullable": True}
+        return {
+            "type": "object",
+            "required": ["results", "next", "next_page_token"],
+            "properties": {"results": schema, "next": {**nullable, "format": "uri"}, "next_page_token": nullable},
+        }

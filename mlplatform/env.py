@@ -137,7 +137,8 @@ def caches(redis_url: str | None, prefix: str = "mlplatform") -> dict[str, Any]:
         return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mlplatform"}}
     return {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's backend, with one connection pool per process instead of one per ASGI request.
+            "BACKEND": "mlplatform.cache.RedisCache",
             "LOCATION": redis_url,
             "KEY_PREFIX": prefix,
         }

@@ -65,3 +65,10 @@ class Unavailable(ServiceError):
 
     status_code = 503
     code = "unavailable"
+
+
+class InsufficientStorage(ServiceError):
+    """The storage behind the request is full (disk or quota); freeing space is needed: 507."""
+
+    status_code = 507
+    code = "insufficient_storage"

@@ -17,9 +17,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -27,7 +29,17 @@ from rest_framework.views import APIView, set_rollback
 
 from accounts.models import Team
 from accounts.selectors import teams_visible_to
-from mlplatform.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, ServiceError, Unavailable
+from mlplatform.errors import (
+    Conflict,
+    Forbidden,
+    InsufficientStorage,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    Unavailable,
+)
+from mlplatform.security import RETRY_AFTER_SECONDS
 
 logger = logging.getLogger("mlplatform.mlflow")
 
@@ -44,6 +56,8 @@ SERVICE_ERROR_CODES: tuple[tuple[type[ServiceError], str, int], ...] = (
     (Conflict, "RESOURCE_ALREADY_EXISTS", 400),
     (PayloadTooLarge, "INVALID_PARAMETER_VALUE", 413),
     (Unavailable, "TEMPORARILY_UNAVAILABLE", 503),
+    # MLflow has no "storage full" code; RESOURCE_EXHAUSTED is the nearest, and 507 keeps clients from retrying.
+    (InsufficientStorage, "RESOURCE_EXHAUSTED", 507),
 )
 
 
@@ -105,6 +119,15 @@ def exception_response(exc: Exception, request: HttpRequest | None = None) -> Js
         return error_response("INVALID_PARAMETER_VALUE", "The request body is too large.", 413)
     if isinstance(exc, Http404):
         return error_response("RESOURCE_DOES_NOT_EXIST", str(exc) or "Not found.", 404)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # Database down, restarting or its pool exhausted: the request rolled back, so the client's retry is safe.
+        logger.warning("database unavailable: %s", exc)
+        return error_response(
+            "TEMPORARILY_UNAVAILABLE",
+            "The database is unavailable; retry shortly.",
+            503,
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     request_id = getattr(request, "request_id", "") if request is not None else ""
     logger.exception("unhandled exception in the MLflow façade", extra={"request_id": request_id})
     return error_response(
@@ -117,6 +140,7 @@ def json_response(payload: Mapping[str, Any], status: int = 200) -> HttpResponse
     return HttpResponse(json.dumps(payload, allow_nan=False), status=status, content_type="application/json")
 
 
+@csrf_exempt  # it writes nothing; without this, CsrfViewMiddleware answers unknown POSTs with its HTML page
 def endpoint_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Unknown MLflow routes answer ENDPOINT_NOT_FOUND, so the client can fall back or report clearly."""
     return error_response("ENDPOINT_NOT_FOUND", f"No MLflow API endpoint at {request.method} {request.path}.", 404)
@@ -270,6 +294,7 @@ class MlflowView(APIView):
 
     permission_classes = [IsAuthenticated]
     versioning_class = None
+    schema = None  # MLflow's REST API is documented by MLflow; keep it out of the native /api/v1/ schema
 
     def handle_exception(self, exc: Exception) -> HttpResponse:
         """Every error in MLflow's shape; the transaction (if any) is rolled back."""

@@ -8,8 +8,11 @@ they travel as the strings "NaN", "Infinity", "-Infinity", as MLflow's protobuf 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
+import orjson
+from django.http import HttpResponse
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 
@@ -21,6 +24,24 @@ def encode_float(value: float) -> float | str:
     if math.isnan(value):
         return "NaN"
     return "Infinity" if value > 0 else "-Infinity"
+
+
+def encode_points(points: Iterable[tuple[int, int, float]]) -> list[dict[str, Any]]:
+    """``(step, timestamp, value)`` tuples as ``{step, timestamp, value}`` objects ready for JSON."""
+    # ``v - v == 0`` is False exactly for NaN and ±inf: one float op per point instead of a call.
+    return [
+        {"step": step, "timestamp": ts, "value": value if value - value == 0 else encode_float(value)}
+        for step, ts, value in points
+    ]
+
+
+def json_bytes_response(content: Any, status: int = 200) -> HttpResponse:
+    """A JSON response rendered with orjson, for large bodies (metric history).
+
+    orjson writes non-finite floats as ``null``, so callers pass content whose floats already went
+    through ``encode_float``/``encode_points``.
+    """
+    return HttpResponse(orjson.dumps(content), status=status, content_type="application/json")
 
 
 def json_safe(content: Any) -> Any:

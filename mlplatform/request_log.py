@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 logger = logging.getLogger("mlplatform.request")
@@ -73,8 +74,11 @@ class RequestLogMiddleware:
     @staticmethod
     def _finish(request: HttpRequest, response: HttpResponse, started: float) -> HttpResponse:
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        user = getattr(request, "user", None)
-        user_id = user.pk if user is not None and user.is_authenticated else None
+        try:
+            user = getattr(request, "user", None)
+            user_id = user.pk if user is not None and user.is_authenticated else None
+        except DatabaseError:  # loading the session's user failed (database down): still log, keep the 503
+            user_id = None
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         logger.info(
             "request",

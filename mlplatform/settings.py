@@ -172,8 +172,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        # O(1) fixed-window counters that fail open when Redis is down (accounts/throttling.py).
+        "accounts.throttling.AnonRateThrottle",
+        "accounts.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": ENV.get("THROTTLE_ANON", "600/min"),
@@ -210,6 +211,17 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation documents the error envelope for the statuses it can answer (mlplatform.api).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mlplatform.api.document_error_responses",
+    ],
+    # One schema name per choice set: several serializers use them under different field names.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "experiments.models.RunStatus",
+        "DeploymentStatusEnum": "registry.models.DeploymentStatus",
+        "StageEnum": "registry.models.Stage",
+    },
 }
 
 LOG_LEVEL = ENV.get("LOG_LEVEL", "INFO").upper()

@@ -32,6 +32,10 @@ TOKEN = re.compile(
     re.VERBOSE,
 )
 WORD_OPS = {"LIKE", "ILIKE", "IN", "NOT"}
+# Conditions per filter: SQLite refuses expressions nested deeper than 1000 (an AND chain nests), and no
+# real search needs more.
+MAX_CONDITIONS = 100
+MAX_VERSION = 2**31 - 1  # ModelVersion.version is a PositiveIntegerField
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,8 @@ class _Parser:
         return token
 
     def _fail(self, token: tuple[str, str, int], expected: str) -> InvalidInput:
-        return InvalidInput(f"Invalid filter: expected {expected} at column {token[2]}, found {token[1]!r}.")
+        shown = token[1] if len(token[1]) <= 40 else token[1][:40] + "..."
+        return InvalidInput(f"Invalid filter: expected {expected} at column {token[2]}, found {shown!r}.")
 
     def parse(self) -> list[Condition]:
         conditions = [self._condition()]
@@ -93,6 +98,8 @@ class _Parser:
             token = self._next("AND")
             if token[:2] != ("word", "AND"):
                 raise self._fail(token, "AND")
+            if len(conditions) == MAX_CONDITIONS:
+                raise InvalidInput(f"Invalid filter: more than {MAX_CONDITIONS} conditions (column {token[2]}).")
             conditions.append(self._condition())
         return conditions
 
@@ -103,7 +110,7 @@ class _Parser:
         field, key = self._identifier(token)
         op = self._operator()
         if op in {"IN", "NOT IN"}:
-            value: Any = self._tuple()
+            value: Any = self._tuple(field)
         else:
             value = self._value(field)
         if field == "version_number" and op not in {"=", "!=", ">", ">=", "<", "<=", "IN", "NOT IN"}:
@@ -144,29 +151,33 @@ class _Parser:
 
     def _value(self, field: str) -> Any:
         token = self._next("a value")
+        if field == "version_number" and token[0] in {"string", "number"}:
+            return self._version(token)
         if token[0] == "string":
-            text = _unquote(token[1])
-            if field == "version_number":
-                if not text.isdigit():
-                    raise self._fail(token, "a version number")
-                return int(text)
-            return text
-        if token[0] == "number" and field == "version_number":
-            if not token[1].isdigit():
-                raise self._fail(token, "a version number")
-            return int(token[1])
+            return _unquote(token[1])
         raise self._fail(token, "a quoted string" if field != "version_number" else "a version number")
 
-    def _tuple(self) -> list[str]:
+    def _version(self, token: tuple[str, str, int]) -> int:
+        """A version number, quoted or not; checked by length first (int() of 5000 digits is a ValueError)."""
+        text = _unquote(token[1]) if token[0] == "string" else token[1]
+        digits = text.lstrip("0") or "0"
+        if not text.isascii() or not text.isdigit() or len(digits) > 10 or int(digits) > MAX_VERSION:
+            raise self._fail(token, f"a version number from 0 to {MAX_VERSION}")
+        return int(digits)
+
+    def _tuple(self, field: str) -> list[Any]:
         token = self._next("(")
         if token[0] != "lparen":
             raise self._fail(token, "(")
-        values = []
+        values: list[Any] = []
         while True:
             item = self._next("a quoted string")
             if item[0] not in {"string", "number"}:
                 raise self._fail(item, "a quoted string")
-            values.append(_unquote(item[1]) if item[0] == "string" else item[1])
+            if field == "version_number":
+                values.append(self._version(item))
+            else:
+                values.append(_unquote(item[1]) if item[0] == "string" else item[1])
             sep = self._next(", or )")
             if sep[0] == "rparen":
                 return values

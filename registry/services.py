@@ -75,17 +75,17 @@ def _text(value: Any, field: str, *, max_length: int, allow_blank: bool = False)
             f"{field} is longer than the limit of {max_length} characters.",
             details={field: [f"At most {max_length} characters."]},
         )
-    return value
+    return limits.check_storable_text(value, where=field)
 
 
-def _description(value: Any) -> str:
+def _description(value: Any, field: str = "description") -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidInput("description must be a string.", details={"description": ["Must be a string."]})
+        raise InvalidInput(f"{field} must be a string.", details={field: ["Must be a string."]})
     if len(value) > TAG_VALUE_MAX:
-        raise InvalidInput(f"description is longer than the limit of {TAG_VALUE_MAX} characters.")
-    return value
+        raise InvalidInput(f"{field} is longer than the limit of {TAG_VALUE_MAX} characters.")
+    return limits.check_storable_text(value, where=field)
 
 
 def _tag(key: Any, value: Any) -> tuple[str, str]:
@@ -96,7 +96,7 @@ def _tag(key: Any, value: Any) -> tuple[str, str]:
         raise InvalidInput(f"Tag {key!r}: value must be a string.")
     if len(value) > TAG_VALUE_MAX:
         raise InvalidInput(f"Tag {key!r}: value is longer than the limit of {TAG_VALUE_MAX} characters.")
-    return key, value
+    return key, limits.check_storable_text(value, where=f"Tag {key!r} value")
 
 
 def _tags(tags: Any) -> dict[str, str]:
@@ -402,7 +402,7 @@ def model_version_transition_stage(
     """Move a version to an MLflow stage (editor), optionally archiving the model's other versions in it."""
     authorize(user, Action.WRITE, version, label="Model version")
     target = parse_stage(stage)
-    comment = _description(comment)
+    comment = _description(comment, "comment")
     if archive_existing_versions and target not in (Stage.STAGING, Stage.PRODUCTION):
         raise InvalidInput("archive_existing_versions applies only to the Staging and Production stages.")
     RegisteredModel.objects.select_for_update().get(pk=version.model_id)  # one transition per model at a time
@@ -809,7 +809,7 @@ def deploy(
     if version.status != VersionStatus.READY:
         raise InvalidInput(f"Version {version.version} is {version.status}; only READY versions can be deployed.")
     endpoint_url, config = _deploy_inputs(endpoint_url, config)
-    comment = _description(comment)
+    comment = _description(comment, "comment")
     if activate:
         if Deployment.objects.filter(
             model_id=version.model_id, environment=environment, version=version, status=DeploymentStatus.LIVE
@@ -886,7 +886,7 @@ def promote(
     ).exists():
         raise Conflict(f"Version {version.version} is already live in {target.name!r}.")
     endpoint_url, config = _deploy_inputs(endpoint_url, deployment.config if config is None else config)
-    comment = _description(comment)
+    comment = _description(comment, "comment")
     promoted, retired = _go_live(
         user=user,
         version=version,
@@ -944,7 +944,7 @@ def rollback(
             f"version {current.version.version} is the only one deployed there, so there is nothing to roll back to.",
             code="no_previous_version",
         )
-    comment = _description(comment)
+    comment = _description(comment, "comment")
     restored, _ = _go_live(
         user=user,
         version=previous.version,
@@ -988,7 +988,7 @@ def deployment_set_status(
     authorize(user, Action.DEPLOY, deployment, label="Deployment")
     if status not in DeploymentStatus.values:
         raise InvalidInput(f"Invalid status {status!r}; use one of {', '.join(DeploymentStatus.values)}.")
-    message = _description(message)
+    message = _description(message, "message")
     deployment = (
         Deployment.objects.select_for_update(of=("self",))
         .select_related("model", "version", "environment")

@@ -88,7 +88,7 @@ def test_channel_layers_and_cache_use_redis_url():
     assert layers["default"]["CONFIG"]["hosts"] == ["redis://127.0.0.1:6379/3"]
     assert layers["default"]["CONFIG"]["capacity"] > 0
     caches = env.caches("redis://127.0.0.1:6379/3")
-    assert caches["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert caches["default"]["BACKEND"] == "mlplatform.cache.RedisCache"
     assert env.caches(None)["default"]["BACKEND"].endswith("LocMemCache")
 
 

@@ -52,5 +52,5 @@ def test_environment_overrides(tmp_path):
     assert loaded["hosts"] == ["ml.example.com"]
     assert loaded["engine"] == "django.db.backends.postgresql"
     assert loaded["layer"] == "channels_redis.core.RedisChannelLayer"
-    assert loaded["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert loaded["cache"] == "mlplatform.cache.RedisCache"
     assert loaded["artifacts"] == str(tmp_path / "store")

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import update_session_auth_hash
-from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -19,15 +18,8 @@ from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.api import serializers as s
-from mlplatform.api import CursorPagination
+from mlplatform.api import CursorPagination, paginated
 from mlplatform.errors import NotFound
-
-
-def _paginated(request: Request, view: APIView, queryset: QuerySet, serializer: type[Serializer]) -> Response:
-    paginator = CursorPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    data = serializer(page, many=True, context={"request": request}).data
-    return paginator.get_paginated_response(data)
 
 
 def _valid(serializer_class: type[Serializer], request: Request, **kwargs: Any) -> dict[str, Any]:
@@ -67,10 +59,12 @@ class PasswordChangeView(APIView):
 class ApiTokenListView(APIView):
     """The caller's personal API tokens."""
 
+    pagination_class = CursorPagination
+
     @extend_schema(responses=s.ApiTokenOutput(many=True))
     def get(self, request: Request, version: str) -> Response:
         """List the caller's tokens (never their secrets)."""
-        return _paginated(request, self, selectors.api_tokens_of(user=request.user), s.ApiTokenOutput)
+        return paginated(request, self, selectors.api_tokens_of(user=request.user), s.ApiTokenOutput)
 
     @extend_schema(request=s.ApiTokenCreateInput, responses={201: s.ApiTokenCreatedOutput})
     def post(self, request: Request, version: str) -> Response:
@@ -111,10 +105,12 @@ class ApiTokenRevokeView(APIView):
 class TeamListView(APIView):
     """Teams the caller belongs to (staff: every team); POST creates one with the caller as owner."""
 
+    pagination_class = CursorPagination
+
     @extend_schema(responses=s.TeamOutput(many=True))
     def get(self, request: Request, version: str) -> Response:
         """List visible teams."""
-        return _paginated(request, self, selectors.teams_visible_to(user=request.user), s.TeamOutput)
+        return paginated(request, self, selectors.teams_visible_to(user=request.user), s.TeamOutput)
 
     @extend_schema(request=s.TeamCreateInput, responses={201: s.TeamOutput})
     def post(self, request: Request, version: str) -> Response:
@@ -152,11 +148,13 @@ class TeamDetailView(APIView):
 class MemberListView(APIView):
     """A team's members; admins add members by username."""
 
+    pagination_class = CursorPagination
+
     @extend_schema(responses=s.MemberOutput(many=True))
     def get(self, request: Request, version: str, team_id: int) -> Response:
         """List the members and their roles."""
         team = selectors.team_get(user=request.user, team_id=team_id)
-        return _paginated(request, self, selectors.team_members(team=team), s.MemberOutput)
+        return paginated(request, self, selectors.team_members(team=team), s.MemberOutput)
 
     @extend_schema(request=s.MemberAddInput, responses={201: s.MemberOutput})
     def post(self, request: Request, version: str, team_id: int) -> Response:

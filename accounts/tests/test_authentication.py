@@ -5,11 +5,14 @@ from datetime import timedelta
 
 import jwt
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts.authentication import forget_cached_tokens
 from accounts.models import ApiToken, AuditEvent
+from accounts.services import api_token_revoke
 from accounts.tests.conftest import basic
 from accounts.tests.factories import DEFAULT_PASSWORD, UserFactory
 
@@ -49,6 +52,7 @@ def test_api_token_records_last_use_at_most_once_a_minute(user, make_token, bear
     client.get(ME)
     assert ApiToken.objects.get(pk=token.pk).last_used_at == first
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=first - timedelta(minutes=2))
+    forget_cached_tokens([token.prefix])  # a minute later the cached row (10 s) has expired as well
     client.get(ME)
     assert ApiToken.objects.get(pk=token.pk).last_used_at > first
 
@@ -60,6 +64,51 @@ def test_api_token_auth_is_one_query_when_recently_used(user, make_token, bearer
     # token+user lookup, then the user's memberships for the response
     with django_assert_num_queries(2):
         assert client.get(ME).status_code == 200
+
+
+def test_cached_api_token_needs_no_query(user, make_token, bearer_client, django_assert_num_queries):
+    _, plaintext = make_token(user)
+    client = bearer_client(plaintext)
+    assert client.get(ME).status_code == 200  # loads and caches the token row, records last use
+    # only the user's memberships for the response
+    with django_assert_num_queries(1):
+        assert client.get(ME).status_code == 200
+
+
+def test_revoking_a_cached_token_takes_effect_on_the_next_request(user, make_token, bearer_client):
+    token, plaintext = make_token(user)
+    client = bearer_client(plaintext)
+    assert client.get(ME).status_code == 200
+    api_token_revoke(user=user, token=token)
+    assert_401(client.get(ME))
+
+
+def test_deactivating_the_user_of_a_cached_token_takes_effect_on_the_next_request(user, make_token, bearer_client):
+    _, plaintext = make_token(user)
+    client = bearer_client(plaintext)
+    assert client.get(ME).status_code == 200
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert_401(client.get(ME))
+
+
+def test_deleting_a_cached_token_takes_effect_on_the_next_request(user, make_token, bearer_client):
+    token, plaintext = make_token(user)
+    client = bearer_client(plaintext)
+    assert client.get(ME).status_code == 200
+    token.delete()
+    assert_401(client.get(ME))
+
+
+@override_settings(
+    CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
+)
+def test_api_tokens_work_and_revoke_while_the_cache_is_down(user, make_token, bearer_client):
+    token, plaintext = make_token(user)
+    client = bearer_client(plaintext)
+    assert client.get(ME).status_code == 200
+    api_token_revoke(user=user, token=token)
+    assert_401(client.get(ME))
 
 
 def test_revoked_api_token_is_401(user, make_token, bearer_client):
@@ -129,6 +178,22 @@ def test_basic_with_password_authenticates(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=basic("ada", DEFAULT_PASSWORD))
     assert client.get(ME).json()["username"] == "ada"
+
+
+# A Redis cache on a closed port: every cache call really fails to connect.
+DEAD_REDIS = {
+    "default": {"BACKEND": "mlplatform.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0", "KEY_PREFIX": "dead"}
+}
+
+
+@pytest.mark.parametrize("credential", ["password", "token"])
+def test_basic_and_tokens_work_while_the_cache_is_down(user, make_token, credential):
+    secret = DEFAULT_PASSWORD if credential == "password" else make_token(user)[1]
+    with override_settings(CACHES=DEAD_REDIS):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=basic("ada", secret))
+        assert client.get(ME).json()["username"] == "ada"
+        assert client.get(ME).status_code == 200  # and again, with nothing remembered
 
 
 def test_basic_password_check_is_cached_until_the_password_changes(user, monkeypatch):

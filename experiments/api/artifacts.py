@@ -13,15 +13,16 @@ from rest_framework.response import Response
 from accounts.permissions import Action
 from experiments import artifacts, selectors
 from experiments.api.base import ExperimentsAPIView
-from experiments.api.serializers import ArtifactEntrySerializer
+from experiments.api.serializers import ArtifactEntrySerializer, ArtifactListingSerializer
 
 
 class ArtifactListView(ExperimentsAPIView):
     """The files and folders in a run's artifacts."""
 
     @extend_schema(
+        operation_id="runs_artifacts_list",
         parameters=[OpenApiParameter("path", OpenApiTypes.STR, description="Folder to list (root by default).")],
-        responses=ArtifactEntrySerializer(many=True),
+        responses=ArtifactListingSerializer,
     )
     def get(self, request: Request, version: str, run_uuid: str) -> Response:
         """``{root_uri, path, files: [{path, is_dir, file_size}]}``."""

@@ -18,11 +18,13 @@ from experiments.api.serializers import (
     ExperimentUpdateInputSerializer,
     TagInputSerializer,
 )
-from mlplatform.api import CursorPagination
+from mlplatform.api import CursorPagination, paginated
 
 
 class ExperimentListView(ExperimentsAPIView):
     """List (search by name) and create experiments."""
+
+    pagination_class = CursorPagination
 
     @extend_schema(
         parameters=[
@@ -35,7 +37,8 @@ class ExperimentListView(ExperimentsAPIView):
     def get(self, request: Request, version: str) -> Response:
         """Experiments the caller may read, newest first, cursor-paginated."""
         team = request.query_params.get("team") or None
-        if team is not None and not team.isdigit():
+        # ASCII digits, at most 18 (below int64): "²" or a huge id would be a 500 further down.
+        if team is not None and not (team.isascii() and team.isdigit() and len(team) <= 18):
             raise ValidationError({"team": ["A valid integer is required."]})
         queryset = selectors.experiment_list(
             user=request.user,
@@ -43,9 +46,7 @@ class ExperimentListView(ExperimentsAPIView):
             team_id=int(team) if team else None,
             view=request.query_params.get("view", "active"),
         )
-        paginator = CursorPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(ExperimentOutputSerializer(page, many=True).data)
+        return paginated(request, self, queryset, ExperimentOutputSerializer)
 
     @extend_schema(request=ExperimentCreateInputSerializer, responses={201: ExperimentOutputSerializer})
     def post(self, request: Request, version: str) -> Response:

@@ -10,7 +10,6 @@ from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 
 from accounts.permissions import Action
 from experiments import selectors, services
@@ -23,10 +22,13 @@ from experiments.api.serializers import (
     RunUpdateInputSerializer,
     TagInputSerializer,
 )
+from mlplatform.api import PageTokenPagination
 
 
 class RunListView(ExperimentsAPIView):
     """Search runs with the filter language, and start new runs."""
+
+    pagination_class = PageTokenPagination
 
     @extend_schema(
         parameters=[
@@ -51,16 +53,8 @@ class RunListView(ExperimentsAPIView):
             max_results=data["page_size"],
             page_token=data["page_token"] or None,
         )
-        next_url = None
-        if page.next_page_token:
-            next_url = replace_query_param(request.build_absolute_uri(), "page_token", page.next_page_token)
-        return Response(
-            {
-                "results": RunOutputSerializer(page.runs, many=True).data,
-                "next": next_url,
-                "next_page_token": page.next_page_token,
-            }
-        )
+        results = RunOutputSerializer(page.runs, many=True).data
+        return self.pagination_class().page_response(request, results, page.next_page_token)
 
     @extend_schema(request=RunCreateInputSerializer, responses={201: RunOutputSerializer})
     def post(self, request: Request, version: str) -> Response:

@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from experiments.limits import INT64_MAX, INT64_MIN
 from experiments.models import Experiment, Run, RunStatus
 from mlplatform.fields import TagMapField
 from mlplatform.nonfinite import encode_float
@@ -124,7 +125,10 @@ class LogBatchInputSerializer(serializers.Serializer):
 class RunSearchInputSerializer(serializers.Serializer):
     """Query parameters of the run list."""
 
-    experiment_id = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+    # Bounded: an id past int64 in an IN (...) list would overflow the database driver (a 500).
+    experiment_id = serializers.ListField(
+        child=serializers.IntegerField(min_value=INT64_MIN, max_value=INT64_MAX), required=False, default=list
+    )
     filter = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
     order_by = serializers.ListField(child=serializers.CharField(max_length=500), required=False, default=list)
     run_view = serializers.ChoiceField(choices=["active", "deleted", "all"], default="active")
@@ -196,3 +200,11 @@ class ArtifactEntrySerializer(serializers.Serializer):
     path = serializers.CharField()
     is_dir = serializers.BooleanField()
     file_size = serializers.IntegerField(allow_null=True)
+
+
+class ArtifactListingSerializer(serializers.Serializer):
+    """One folder of a run's artifacts: where the run's artifacts live, the folder, and its entries."""
+
+    root_uri = serializers.CharField()
+    path = serializers.CharField(allow_blank=True)
+    files = ArtifactEntrySerializer(many=True)

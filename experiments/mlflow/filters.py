@@ -71,7 +71,10 @@ def _condition(spec: FilterSpec, entity: str, key: str, op: str, value: Any, col
     elif op not in NUMBER_OPS or isinstance(value, bool) or not isinstance(value, (int, float)):
         raise search.syntax_error(f"{key} compares with =, !=, <, <=, > or >= and a number.", column)
     elif kind == "time":
-        value = datetime.fromtimestamp(value / 1000, tz=UTC)
+        try:
+            value = datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise search.syntax_error(f"{key} {value} is not a time in milliseconds since the epoch.", column) from None
     lookup = (STRING_OPS if kind == "string" else NUMBER_OPS)[op]
     condition = Q(**{f"{model_field}__{lookup}": value})
     return ~condition if op == "!=" else condition
@@ -84,7 +87,7 @@ def compile_filter(spec: FilterSpec, text: str | None) -> Q:
     tokens = search.tokenize(text)
     position = 0
     combined = Q()
-    while True:
+    for _ in range(search.MAX_COMPARISONS):
         entity, key = _identifier(spec, tokens[position])
         op_token = tokens[position + 1]
         op = op_token.text if op_token.kind in {"op", "keyword"} else ""
@@ -105,6 +108,7 @@ def compile_filter(spec: FilterSpec, text: str | None) -> Q:
         if following.kind != "keyword" or following.text != "AND":
             raise search.syntax_error(f"expected AND or the end, found {following.text!r}.", following.column)
         position += 1
+    raise search.syntax_error(f"more than {search.MAX_COMPARISONS} comparisons.", tokens[position].column)
 
 
 def ordering(spec: FilterSpec, items: list[tuple[str, bool]]) -> list[str]:

@@ -17,6 +17,7 @@ from experiments.mlflow.selectors import runs_inputs_outputs
 from experiments.models import RunStatus
 from mlplatform.errors import InvalidInput
 from mlplatform.mlflow_api import RequestParams, endpoint, invalid, json_response, request_params
+from mlplatform.nonfinite import encode_float, json_bytes_response
 
 LOGGED_MODELS_TAG = "mlflow.log-model.history"
 MAX_RUNS_PER_PAGE = 50_000  # MLflow's SEARCH_MAX_RESULTS_THRESHOLD; longer pages are cut, with a next token
@@ -273,21 +274,29 @@ def get_metric_history(request: Request) -> HttpResponse:
         raise InvalidInput(
             f"Invalid value {max_results} for parameter 'max_results' supplied. It must be a positive integer."
         )
-    history = selectors.metric_history(
+    points, next_token = selectors.history_points(
         run=run,
         key=key,
         page_size=min(max_results or HISTORY_PAGE, HISTORY_PAGE),
         page_token=params.string("page_token") or None,
     )
+    run_id = run.run_uuid
+    # Up to 25 000 points per page: plain dicts and orjson, not a helper call and stdlib json per point.
     body: dict[str, Any] = {
         "metrics": [
-            metric_json(key, point["value"], point["timestamp"], point["step"], run.run_uuid)
-            for point in history["points"]
+            {
+                "key": key,
+                "value": value if value - value == 0 else encode_float(value),
+                "timestamp": ts,
+                "step": step,
+                "run_id": run_id,
+            }
+            for step, ts, value in points
         ]
     }
-    if history["next_page_token"]:
-        body["next_page_token"] = history["next_page_token"]
-    return json_response(body)
+    if next_token:
+        body["next_page_token"] = next_token
+    return json_bytes_response(body)
 
 
 @endpoint("GET")

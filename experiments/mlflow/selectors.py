@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from accounts.permissions import Action, authorize, restrict_to_visible
@@ -46,12 +47,26 @@ def logged_models_visible(*, user: Any, experiment_ids: Iterable[int]) -> QueryS
 
 
 def runs_inputs_outputs(runs: Iterable[Run]) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
-    """``{run.pk: (inputs, outputs)}`` in MLflow's RunInputs/RunOutputs shapes, in two queries."""
+    """``{run.pk: (inputs, outputs)}`` in MLflow's RunInputs/RunOutputs shapes, in one to three queries.
+
+    Most runs have neither dataset inputs nor model links: one raw query says which tables have rows
+    for these runs, and only those are loaded (get-run and search pages skip two ORM queries).
+    """
     run_list = list(runs)
     result: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {run.pk: ({}, {}) for run in run_list}
     if not run_list:
         return result
-    for item in RunDatasetInput.objects.filter(run__in=run_list):
+    quote = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(run_list))
+    inputs_table, links_table = quote(RunDatasetInput._meta.db_table), quote(RunModelLink._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS(SELECT 1 FROM {inputs_table} WHERE run_id IN ({marks})), "  # noqa: S608
+            f"EXISTS(SELECT 1 FROM {links_table} WHERE run_id IN ({marks}))",
+            [run.pk for run in run_list] * 2,
+        )
+        has_inputs, has_links = cursor.fetchone()
+    for item in RunDatasetInput.objects.filter(run__in=run_list) if has_inputs else ():
         dataset = {
             "name": item.name,
             "digest": item.digest,
@@ -63,6 +78,8 @@ def runs_inputs_outputs(runs: Iterable[Run]) -> dict[int, tuple[dict[str, Any], 
         if item.profile:
             dataset["profile"] = item.profile
         result[item.run_id][0].setdefault("dataset_inputs", []).append({"tags": item.tags, "dataset": dataset})
+    if not has_links:
+        return result
     links = (
         RunModelLink.objects.filter(run__in=run_list)
         .select_related("model")

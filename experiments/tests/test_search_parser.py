@@ -3,6 +3,8 @@
 import pytest
 
 from experiments.search import (
+    MAX_COMPARISONS,
+    MAX_NESTING,
     BoolOp,
     Comparison,
     Identifier,
@@ -125,6 +127,37 @@ def test_syntax_errors_say_where(text, column, fragment):
 def test_injection_attempts_are_syntax_errors(text):
     with pytest.raises(InvalidInput):
         parse_filter(text)
+
+
+def test_parentheses_nest_up_to_the_limit():
+    depth = MAX_NESTING
+    assert strip(parse_filter("(" * depth + "metrics.a > 1" + ")" * depth)) == ("metric", "a", ">", 1)
+    with pytest.raises(InvalidInput) as info:
+        parse_filter("(" * 5000 + "metrics.a > 1" + ")" * 5000)
+    assert info.value.details["column"] == MAX_NESTING + 1
+    assert "nested deeper than" in info.value.message
+
+
+def test_comparisons_are_limited():
+    assert parse_filter(" or ".join(["metrics.a > 1"] * MAX_COMPARISONS)).children[-1].value == 1
+    with pytest.raises(InvalidInput, match=f"more than {MAX_COMPARISONS} comparisons"):
+        parse_filter(" and ".join(["metrics.a > 1"] * (MAX_COMPARISONS + 1)))
+
+
+@pytest.mark.parametrize(
+    ("literal", "value"), [("9223372036854775807", 2**63 - 1), ("-9223372036854775808", -(2**63)), ("0001", 1)]
+)
+def test_integer_literals_up_to_int64(literal, value):
+    assert parse_filter(f"attributes.start_time > {literal}").value == value
+
+
+@pytest.mark.parametrize("literal", ["9223372036854775808", "-9223372036854775809", "9" * 5000, "1e400", "-1e309"])
+def test_numbers_out_of_range_are_refused(literal):
+    with pytest.raises(InvalidInput) as info:
+        parse_filter(f"metrics.a > {literal}")
+    assert info.value.details["column"] == 13
+    assert "out of range" in info.value.message
+    assert len(info.value.message) < 200
 
 
 def test_filter_must_be_text():

@@ -164,8 +164,8 @@ def test_max_results_bounds(editor, experiment, max_results):
 
 def test_search_query_count_is_constant(editor, experiment, runs, django_assert_num_queries):
     search_runs(user=editor, experiment_ids=[experiment.pk])  # roles cached
-    # experiment lookup, runs page, params, tags, latest metrics
-    with django_assert_num_queries(5):
+    # experiment lookup, runs page, then params, tags and latest metrics in one UNION ALL
+    with django_assert_num_queries(3):
         page = search_runs(
             user=editor,
             experiment_ids=[experiment.pk],
@@ -174,3 +174,55 @@ def test_search_query_count_is_constant(editor, experiment, runs, django_assert_
         )
         for run in page.runs:
             list(run.params.all()), list(run.tags.all()), list(run.latest_metrics.all()), run.user
+
+
+@pytest.mark.parametrize(
+    ("text", "order_by"),
+    [
+        ("metrics.acc > 0.5", ["metrics.acc DESC"]),
+        ("metrics.acc > 0.5", ["metrics.acc ASC"]),
+        ("metrics.acc >= 0.85 and params.model = 'bert'", ["metrics.acc DESC"]),
+        ("metrics.acc = 0.85", ["metrics.acc"]),
+        ("metrics.acc != 0.85", ["metrics.acc DESC"]),  # != also matches NaN: not restated
+        ("metrics.acc > 0.9 or params.lr = '0.5'", ["metrics.acc DESC"]),  # OR: not restated
+        ("metrics.loss < 1", ["metrics.loss DESC", "metrics.acc"]),
+        ("metrics.loss < 1", ["metrics.acc DESC"]),  # filter on another metric: not restated
+        ("", ["metrics.loss DESC"]),
+    ],
+)
+def test_restating_the_sort_metric_filter_keeps_results_and_order(runs, viewer, experiment, text, order_by):
+    # Two extra runs: one whose sort metric is NaN, one without it.
+    nan_run = RunFactory(experiment=experiment, name="nan-acc", start_time=2000)
+    LatestMetricFactory(run=nan_run, key="acc", value=0.0, is_nan=True)
+    RunFactory(experiment=experiment, name="no-metrics", start_time=2001)
+    expected = {
+        "metrics.acc > 0.5": ["bert-base", "cnn-small", "bert-large"],
+        "metrics.acc >= 0.85 and params.model = 'bert'": ["bert-base", "bert-large"],
+        "metrics.acc = 0.85": ["bert-large"],
+        "metrics.acc != 0.85": ["bert-base", "cnn-small", "nan-acc"],
+        "metrics.acc > 0.9 or params.lr = '0.5'": ["bert-base", "cnn-small", "Cnn-big"],
+        "metrics.loss < 1": ["bert-base"],
+        "": ["bert-base", "cnn-small", "no-metrics", "nan-acc", "Cnn-big", "bert-large"],
+    }[text]
+    if order_by == ["metrics.acc ASC"]:
+        expected = list(reversed(expected))
+    assert names(viewer, experiment, text, order_by=order_by) == expected
+
+
+def test_search_page_loads_details_in_fixed_queries(runs, viewer, experiment, django_assert_num_queries):
+    # experiment check, roles, runs, then params, tags and latest metrics in one UNION ALL
+    with django_assert_num_queries(4):
+        page = search_runs(user=viewer, experiment_ids=[experiment.pk], order_by=["metrics.acc DESC"])
+    with django_assert_num_queries(0):
+        shown = {
+            run.name: (
+                {p.key: p.value for p in run.params.all()},
+                {t.key: t.value for t in run.tags.all()},
+                {m.key: m.float_value for m in run.latest_metrics.all()},
+                run.user.username,
+                run.experiment.name,
+            )
+            for run in page.runs
+        }
+    assert shown["bert-base"][:3] == ({"lr": "0.1", "model": "bert"}, {"team": "nlp"}, {"acc": 0.95, "loss": 0.1})
+    assert math.isnan(shown["cnn-small"][2]["loss"])

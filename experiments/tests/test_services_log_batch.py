@@ -57,6 +57,23 @@ def test_metrics_only_batch_is_five_queries(editor, run, django_assert_num_queri
         services.log_batch(user=editor, run=run, metrics=[point(step=i) for i in range(1000)])
 
 
+@pytest.mark.parametrize("padding", [0, services.COPY_MIN_ROWS + 1])
+def test_values_round_trip_exactly_through_the_bulk_insert(editor, run, padding):
+    # A short INSERT for a few points; COPY (PostgreSQL) or executemany (SQLite) for more:
+    # floats and int64 bounds come back bit for bit either way.
+    values = [0.1, 1 / 3, 5e-324, 1.7976931348623157e308, -2.5e-300, 123456789.12345678]
+    steps = [-(2**63), 2**63 - 1, 0, 1, 2, 3]
+    metrics = [
+        {"key": "exact", "value": v, "step": s, "timestamp": 2**62 + i}
+        for i, (v, s) in enumerate(zip(values, steps, strict=True))
+    ]
+    metrics += [{"key": "pad", "value": math.nan, "step": i, "timestamp": 1} for i in range(padding)]
+    services.log_batch(user=editor, run=run, metrics=metrics)
+    rows = Metric.objects.filter(run=run, key="exact").order_by("timestamp").values_list("value", "step", "timestamp")
+    assert list(rows) == [(v, s, 2**62 + i) for i, (v, s) in enumerate(zip(values, steps, strict=True))]
+    assert latest(run, "exact") == (2**63 - 1, 2**62 + 1, 1 / 3)
+
+
 def test_latest_metric_is_highest_step_then_timestamp_then_value(editor, run):
     services.log_batch(user=editor, run=run, metrics=[point(step=5, timestamp=10, value=1.0)])
     services.log_batch(user=editor, run=run, metrics=[point(step=4, timestamp=99, value=9.0)])  # lower step
@@ -188,3 +205,47 @@ def test_existing_latest_metric_rows_from_factories_are_respected(editor, run):
     ParamFactory(run=run, key="fixed", value="a")
     services.log_batch(user=editor, run=run, metrics=[point(step=1)], params=[{"key": "fixed", "value": "a"}])
     assert latest(run) == (100, 1_700_000_000_000, 3.0)
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "\ud800", "x\udfffy"], ids=["nul", "high-surrogate", "low-surrogate"])
+@pytest.mark.parametrize(
+    ("batch", "field"),
+    [
+        (lambda bad: {"params": [{"key": "lr", "value": bad}]}, "params[0].value"),
+        (lambda bad: {"tags": [{"key": "ok", "value": "v"}, {"key": "t", "value": bad}]}, "tags[1].value"),
+        (lambda bad: {"params": [{"key": f"k{bad}", "value": "v"}]}, "params[0].key"),
+        (lambda bad: {"metrics": [point(key=f"m{bad}")]}, "metrics[0].key"),
+    ],
+    ids=["param-value", "tag-value", "param-key", "metric-key"],
+)
+def test_unstorable_characters_are_refused_naming_the_field(editor, run, bad, batch, field):
+    with pytest.raises(InvalidInput) as info:
+        services.log_batch(user=editor, run=run, **batch(bad))
+    assert info.value.message.startswith(f"{field}: contains ")
+    assert "cannot be stored" in info.value.message
+    assert not Param.objects.exists() and not RunTag.objects.exists() and not Metric.objects.exists()
+
+
+def test_experiment_tags_refuse_unstorable_characters(editor, run):
+    with pytest.raises(InvalidInput, match="NUL character"):
+        services.experiment_set_tag(user=editor, experiment=run.experiment, key="note", value="a\x00")
+    with pytest.raises(InvalidInput, match="unpaired surrogate"):
+        services.experiment_set_tag(user=editor, experiment=run.experiment, key="note\udc00", value="a")
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "x\udfffy"], ids=["nul", "surrogate"])
+def test_names_and_descriptions_refuse_unstorable_characters(editor, run, bad):
+    experiment = run.experiment
+    calls = [
+        lambda: services.experiment_create(user=editor, name=bad),
+        lambda: services.experiment_create(user=editor, name="fine", description=bad),
+        lambda: services.experiment_update(user=editor, experiment=experiment, name=bad),
+        lambda: services.experiment_update(user=editor, experiment=experiment, description=bad),
+        lambda: services.run_update(user=editor, run=run, name=bad),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInput, match="cannot be stored"):
+            call()
+    experiment.refresh_from_db()
+    run.refresh_from_db()
+    assert bad not in (experiment.name, experiment.description, run.name)

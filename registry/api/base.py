@@ -1,16 +1,13 @@
-"""Plumbing shared by the registry's views: input parsing, pagination, non-finite JSON."""
+"""Plumbing shared by the registry's views: input parsing and non-finite JSON (pagination: mlplatform.api)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from mlplatform.api import CursorPagination
 from mlplatform.nonfinite import NonFiniteJSONParser, NonFiniteJSONRenderer
 
 
@@ -31,13 +28,3 @@ def valid(serializer_class: type[Serializer], data: Any, **kwargs: Any) -> dict[
 def query(serializer_class: type[Serializer], request: Request) -> dict[str, Any]:
     """Validated query parameters."""
     return valid(serializer_class, request.query_params)
-
-
-def paginated(
-    request: Request, view: APIView, queryset: QuerySet, serializer: type[Serializer], ordering: str | tuple = "-pk"
-) -> Response:
-    """A cursor-paginated page ``{results, next, previous}`` of ``queryset`` in ``ordering``."""
-    paginator = CursorPagination()
-    paginator.ordering = ordering
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer(page, many=True, context={"request": request}).data)

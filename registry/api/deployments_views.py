@@ -7,10 +7,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Team
+from mlplatform.api import CursorPagination, paginated
 from mlplatform.errors import NotFound
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.base import RegistryView, paginated, query, valid
+from registry.api.base import RegistryView, query, valid
 from registry.models import Deployment
 
 
@@ -78,6 +79,8 @@ class EnvironmentDetailView(RegistryView):
 
 class DeploymentListView(RegistryView):
     """Deployments of the caller's teams; POST deploys a version (admin)."""
+
+    pagination_class = CursorPagination
 
     @extend_schema(parameters=[s.DeploymentListQuery], responses=s.DeploymentOutput(many=True))
     def get(self, request: Request, version: str) -> Response:
@@ -154,6 +157,8 @@ class DeploymentStatusView(RegistryView):
 class DeploymentEventsView(RegistryView):
     """A deployment's events, in order."""
 
+    pagination_class = CursorPagination
+
     @extend_schema(parameters=[s.DeploymentEventsQuery], responses=s.DeploymentEventOutput(many=True))
     def get(self, request: Request, version: str, deployment_id: int) -> Response:
         """List events (``?since=<seq>``)."""
@@ -166,6 +171,8 @@ class DeploymentEventsView(RegistryView):
 
 class MetricsView(RegistryView):
     """Monitoring points of a deployment: POST a batch, GET them back."""
+
+    pagination_class = CursorPagination
 
     @extend_schema(parameters=[s.MonitoringMetricsQuery], responses=s.MonitoringMetricOutput(many=True))
     def get(self, request: Request, version: str, deployment_id: int) -> Response:
@@ -238,6 +245,8 @@ class AlertRuleDetailView(RegistryView):
 
 class AlertListView(RegistryView):
     """Alerts raised on a deployment, newest first."""
+
+    pagination_class = CursorPagination
 
     @extend_schema(parameters=[s.AlertListQuery], responses=s.AlertOutput(many=True))
     def get(self, request: Request, version: str, deployment_id: int) -> Response:

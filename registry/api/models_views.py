@@ -9,10 +9,11 @@ from rest_framework.response import Response
 
 from accounts.models import Team
 from accounts.services import personal_team_for
+from mlplatform.api import CursorPagination, paginated
 from mlplatform.errors import NotFound
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.base import RegistryView, paginated, query, valid
+from registry.api.base import RegistryView, query, valid
 from registry.models import ModelVersion, RegisteredModel
 
 SEARCH_PARAMS = [
@@ -42,6 +43,8 @@ def _model_out(model: RegisteredModel) -> dict:
 
 class ModelListView(RegistryView):
     """Registered models of the caller's teams; POST registers a new name."""
+
+    pagination_class = CursorPagination
 
     @extend_schema(parameters=[s.ModelListQuery], responses=s.ModelOutput(many=True))
     def get(self, request: Request, version: str) -> Response:
@@ -163,6 +166,8 @@ class LatestVersionsView(RegistryView):
 class VersionListView(RegistryView):
     """A model's versions; POST registers the next one."""
 
+    pagination_class = CursorPagination
+
     @extend_schema(
         parameters=[OpenApiParameter("stage", str, enum=s.STAGE_CHOICES)], responses=s.VersionOutput(many=True)
     )
@@ -248,6 +253,8 @@ class VersionStageView(RegistryView):
 
 class VersionTransitionsView(RegistryView):
     """A version's stage history."""
+
+    pagination_class = CursorPagination
 
     @extend_schema(responses=s.TransitionOutput(many=True))
     def get(self, request: Request, version: str, model_id: int, number: int) -> Response:

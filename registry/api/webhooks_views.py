@@ -7,10 +7,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Team
+from mlplatform.api import CursorPagination, paginated
 from mlplatform.errors import NotFound
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.base import RegistryView, paginated, query, valid
+from registry.api.base import RegistryView, query, valid
 from registry.models import Webhook
 
 
@@ -20,6 +21,8 @@ def _webhook(request: Request, webhook_id: int) -> Webhook:
 
 class WebhookListView(RegistryView):
     """Webhooks of the caller's teams; POST creates one (admin) and shows its secret once."""
+
+    pagination_class = CursorPagination
 
     @extend_schema(parameters=[s.RegistryTeamQuery], responses=s.WebhookOutput(many=True))
     def get(self, request: Request, version: str) -> Response:
@@ -75,6 +78,8 @@ class WebhookTestView(RegistryView):
 
 class WebhookDeliveriesView(RegistryView):
     """Every delivery attempt of a webhook, newest first."""
+
+    pagination_class = CursorPagination
 
     @extend_schema(parameters=[s.DeliveryListQuery], responses=s.DeliveryOutput(many=True))
     def get(self, request: Request, version: str, webhook_id: int) -> Response:

@@ -112,10 +112,38 @@ def test_search_versions(viewer, catalogue, run):
     assert v1.run == run
 
 
-@pytest.mark.parametrize("text", ["version_number = 'x'", "version_number LIKE '1'", "version_number = 1.5"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version_number = 'x'",
+        "version_number LIKE '1'",
+        "version_number = 1.5",
+        "version_number = " + "9" * 5000,
+        "version_number = 2147483648",
+        "version_number IN ('1', '99999999999999999999')",
+        "version_number NOT IN (1, '1.5')",
+        "version_number = '\u0661'",
+    ],
+)
 def test_version_number_must_be_whole(viewer, text):
     with pytest.raises(InvalidInput):
         selectors.search_model_versions(user=viewer, filter_string=text)
+
+
+def test_version_numbers_in_a_list_are_compared_as_numbers(viewer, catalogue):
+    fraud, _ = catalogue
+    ModelVersionFactory(model=fraud)
+    ModelVersionFactory(model=fraud)
+    found, _ = selectors.search_model_versions(user=viewer, filter_string="version_number IN ('02', 2147483647)")
+    assert [v.version for v in found] == [2]
+
+
+def test_conditions_are_limited(viewer):
+    selectors.search_registered_models(user=viewer, filter_string=" AND ".join(["name = 'x'"] * search.MAX_CONDITIONS))
+    with pytest.raises(InvalidInput, match=f"more than {search.MAX_CONDITIONS} conditions"):
+        selectors.search_registered_models(
+            user=viewer, filter_string=" AND ".join(["name = 'x'"] * (search.MAX_CONDITIONS + 1))
+        )
 
 
 def test_registered_model_get_by_name(viewer, team, catalogue):

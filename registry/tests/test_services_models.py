@@ -63,6 +63,24 @@ def test_create_rejects_bad_tags_and_writes_nothing(editor, team, tags):
     assert not RegisteredModel.objects.exists()
 
 
+@pytest.mark.parametrize("bad", ["a\x00b", "\ud83d", "\udc00x"], ids=["nul", "high-surrogate", "low-surrogate"])
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        (lambda bad: {"name": bad}, "name"),
+        (lambda bad: {"description": bad}, "description"),
+        (lambda bad: {"tags": {bad: "v"}}, "tag key"),
+        (lambda bad: {"tags": [{"key": "k", "value": bad}]}, "Tag 'k' value"),
+    ],
+    ids=["name", "description", "tag-key", "tag-value"],
+)
+def test_create_refuses_unstorable_characters(editor, team, bad, fields, named):
+    with pytest.raises(InvalidInput) as info:
+        services.registered_model_create(user=editor, team=team, **{"name": "m", **fields(bad)})
+    assert info.value.message.startswith(f"{named}: contains ")
+    assert not RegisteredModel.objects.exists()
+
+
 def test_too_many_tags(editor, team):
     with pytest.raises(InvalidInput, match="limit is 100"):
         services.registered_model_create(user=editor, team=team, name="m", tags={f"k{i}": "v" for i in range(101)})

@@ -249,3 +249,14 @@ def test_alias_delete(editor, model, team):
     assert WebhookDelivery.objects.filter(event_type="model_version.alias_changed").count() == 2
     with pytest.raises(NotFound):
         services.alias_delete(user=editor, model=model, alias="champion")
+
+
+def test_versions_refuse_unstorable_characters(editor, model):
+    with pytest.raises(InvalidInput, match=r"^source: contains a NUL character"):
+        services.model_version_create(user=editor, model=model, source="s3://b/\x00")
+    with pytest.raises(InvalidInput, match=r"^description: contains an unpaired surrogate"):
+        services.model_version_create(user=editor, model=model, source="s3://b/m", description="\ud800")
+    assert not ModelVersion.objects.exists()
+    version = services.model_version_create(user=editor, model=model, source="s3://b/m")
+    with pytest.raises(InvalidInput, match=r"^comment: contains a NUL character"):
+        services.model_version_transition_stage(user=editor, version=version, stage="Staging", comment="\x00")

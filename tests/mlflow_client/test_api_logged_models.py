@@ -9,6 +9,7 @@ import pytest
 from accounts.models import AuditEvent
 from experiments import services as tracking
 from experiments.mlflow.models import LoggedModel, LoggedModelParam, LoggedModelTag, RunDatasetInput, RunModelLink
+from experiments.mlflow.selectors import runs_inputs_outputs
 from tests.mlflow_client.helpers import call, error_of
 
 pytestmark = pytest.mark.django_db
@@ -232,3 +233,10 @@ def test_viewer_cannot_log_outputs(client_for, editor, viewer, run) -> None:
     )
     assert error_of(response) == (403, "PERMISSION_DENIED")
     assert not RunModelLink.objects.exists()
+
+
+def test_inputs_and_outputs_cost_one_query_when_a_run_has_none(run, django_assert_num_queries) -> None:
+    with django_assert_num_queries(1):
+        assert runs_inputs_outputs([run]) == {run.pk: ({}, {})}
+    with django_assert_num_queries(0):
+        assert runs_inputs_outputs([]) == {}

@@ -79,6 +79,7 @@ class Soak:
         self.runs: list[str] = []
         self.sent: dict[str, int] = defaultdict(int)
         self.pushed: dict[str, set[int]] = defaultdict(set)
+        self.stream_events: dict[str, int] = defaultdict(int)
 
     def session(self) -> requests.Session:
         session = requests.Session()
@@ -143,12 +144,17 @@ class Soak:
                 async with websockets.connect(
                     f"{url}&since={last}", origin=self.url, proxy=None, open_timeout=10
                 ) as socket:
+                    self.stream_events["connects"] += 1
                     while True:
                         message = json.loads(await asyncio.wait_for(socket.recv(), timeout=2))
                         if message["type"] in {"catchup", "run.event"}:
                             last = max(last, message["seq"])
                             for step, _ts, _value in message.get("metrics", {}).get("loss", []):
                                 self.pushed[run_id].add(step)
+                        elif message["type"] == "resync":
+                            # What a browser does: ask for the replay at once instead of waiting for silence.
+                            self.stream_events["resyncs"] += 1
+                            await socket.send(json.dumps({"type": "resume", "since": last}))
             except (TimeoutError, OSError, websockets.WebSocketException):
                 if self.stop.is_set() and time.monotonic() > self.drain_deadline:
                     return
@@ -179,9 +185,9 @@ class Soak:
         rss_after_warm_up = rss_kib(pid) if pid else 0
         time.sleep(max(0.0, duration - warm_up))
         self.stop.set()
-        self.drain_deadline = time.monotonic() + 15
+        self.drain_deadline = time.monotonic() + 30
         for thread in threads:
-            thread.join(timeout=30)
+            thread.join(timeout=45)
         elapsed = time.monotonic() - started
         rss_end = rss_kib(pid) if pid else 0
 
@@ -208,6 +214,13 @@ class Soak:
             "points_stored": sum(stored.values()),
             "points_lost": lost,
             "points_missed_by_websocket": missed_live,
+            # For diagnosis when points are missed: (re)connections, resyncs, and the first steps not pushed.
+            "websocket_events": dict(self.stream_events),
+            "steps_missed_by_websocket": {
+                run_id[:8]: sorted(set(range(self.sent[run_id])) - self.pushed[run_id])[:10]
+                for run_id in subscribed
+                if len(self.pushed[run_id]) < self.sent[run_id]
+            },
             "rss_kib_after_warm_up": rss_after_warm_up,
             "rss_kib_end": rss_end,
             "rss_growth": round(rss_end / rss_after_warm_up - 1, 3) if rss_after_warm_up else None,
