@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -32,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -106,15 +108,28 @@ def machine_facts(server_kind: str) -> dict[str, Any]:
     return facts
 
 
-def process_cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds used so far by process ``pid`` (Linux /proc), or None."""
-    if pid is None:
-        return None
+def _proc_stat(pid: int | str) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds used so far by process ``pid`` and its descendants (Linux /proc), or None."""
+    if pid is None or _proc_stat(pid) is None:
+        return None
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _proc_stat(entry.name)) is not None:
+            parents[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])))
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, (ppid, _) in parents.items() if ppid == parent and child not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(parents[p][1] for p in tree if p in parents) / os.sysconf("SC_CLK_TCK")
 
 
 def own_server_token() -> str:
@@ -192,40 +207,111 @@ def write(api: Api, run_uuid: str, batches: int, points: int, rate: float, out: 
     out["request_times"] = request_times
 
 
-async def measure(args: argparse.Namespace, base_url: str, token: str, server_pid: int | None) -> dict[str, Any]:
-    """Create a run, connect the subscribers, log the batches, collect latencies (and the server's CPU)."""
-    api = Api(base_url, token)
+def create_run(api: Api) -> str:
+    """A fresh experiment and run to stream; returns the run id."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     experiment = api.post("/api/v1/experiments/", {"name": f"ws-latency-{stamp}"})
-    run = api.post("/api/v1/runs/", {"experiment_id": experiment["id"], "name": "ws-latency"})
-    ws_url = base_url.replace("http://", "ws://") + f"/ws/runs/{run['run_id']}/?token={token}"
-    subs = [Subscriber(index) for index in range(args.subscribers)]
+    return api.post("/api/v1/runs/", {"experiment_id": experiment["id"], "name": "ws-latency"})["run_id"]
+
+
+async def run_subscribers(
+    ws_url: str, origin: str, count: int, batches: int, timeout: float, ready: Any
+) -> list[Subscriber]:
+    """Connect ``count`` subscribers, call ``ready()``, then receive until every batch arrived (or timeout)."""
+    subs = [Subscriber(index) for index in range(count)]
     # A burst of handshakes all queue for the server's one database thread; daphne drops a handshake that
     # is not accepted within 5 s, so subscribers connect a few at a time (set-up time is not measured).
     gate = asyncio.Semaphore(10)
     sockets = await asyncio.wait_for(
-        asyncio.gather(*(open_subscription(ws_url, base_url, gate) for _ in subs)), timeout=args.timeout
+        asyncio.gather(*(open_subscription(ws_url, origin, gate) for _ in subs)), timeout=timeout
     )
     done = asyncio.Event()
-    tasks = [asyncio.create_task(subscribe(ws, sub, args.batches, done)) for ws, sub in zip(sockets, subs, strict=True)]
-    writer_out: dict[str, Any] = {}
-    cpu_before = process_cpu_seconds(server_pid)
-    writer = threading.Thread(target=write, args=(api, run["run_id"], args.batches, args.points, args.rate, writer_out))
-    writer.start()
+    tasks = [asyncio.create_task(subscribe(ws, sub, batches, done)) for ws, sub in zip(sockets, subs, strict=True)]
+    ready()
     try:
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=timeout)
     except TimeoutError:
         done.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+    return subs
+
+
+def subscriber_process(ws_url: str, origin: str, count: int, batches: int, timeout: float, ready, results) -> None:
+    """Child process: ``count`` subscribers; sends their receipts back through ``results``."""
+    subs = asyncio.run(run_subscribers(ws_url, origin, count, batches, timeout, ready.set))
+    results.put([(sub.latencies, sub.messages, sub.resyncs, sub.last_receive) for sub in subs])
+
+
+def measure(args: argparse.Namespace, base_url: str, token: str, server_pid: int | None) -> dict[str, Any]:
+    """Create a run, connect the subscribers, log the batches, collect latencies (and the server's CPU).
+
+    With ``--client-procs N`` the subscribers live in N child processes and the writer alone in this one,
+    so client-side queueing (one Python loop reading 100 sockets in turn) does not count as server latency.
+    """
+    api = Api(base_url, token)
+    run_uuid = create_run(api)
+    ws_url = base_url.replace("http://", "ws://") + f"/ws/runs/{run_uuid}/?token={token}"
+    writer_out: dict[str, Any] = {}
+    writer = threading.Thread(target=write, args=(api, run_uuid, args.batches, args.points, args.rate, writer_out))
+    cpu: list[float | None] = []
+
+    def start_writer() -> None:
+        cpu.append(process_cpu_seconds(server_pid))
+        writer.start()
+
+    if args.client_procs <= 0:
+        everyone = run_subscribers(ws_url, base_url, args.subscribers, args.batches, args.timeout, start_writer)
+        subs = asyncio.run(everyone)
+    else:
+        context = multiprocessing.get_context("spawn")
+        results = context.Queue()
+        shares = [len(range(i, args.subscribers, args.client_procs)) for i in range(args.client_procs)]
+        children = []
+        for share in shares:
+            ready = context.Event()
+            child = context.Process(
+                target=subscriber_process,
+                args=(ws_url, base_url, share, args.batches, args.timeout, ready, results),
+                daemon=True,
+            )
+            child.start()
+            children.append((child, ready))
+        for _child, ready in children:
+            if not ready.wait(args.timeout):
+                raise RuntimeError("subscriber processes did not connect in time")
+        start_writer()
+        subs = []
+        for _ in children:
+            for latencies, messages, resyncs, last_receive in results.get(timeout=args.timeout + 30):
+                subs.append(Subscriber(len(subs), latencies, messages, resyncs, last_receive))
+        for child, _ready in children:
+            child.join(timeout=10)
     writer.join()
-    cpu_after = process_cpu_seconds(server_pid)
+    cpu.append(process_cpu_seconds(server_pid))
+    return summarize(args, subs, writer_out, cpu[0], cpu[1])
+
+
+def summarize(
+    args: argparse.Namespace,
+    subs: list[Subscriber],
+    writer_out: dict[str, Any],
+    cpu_before: float | None,
+    cpu_after: float | None,
+) -> dict[str, Any]:
+    """The result record: delivery, latency and request percentiles, rate, server CPU per batch."""
     latencies = [value for sub in subs for value in sub.latencies.values()]
     delivered = sum(sub.messages for sub in subs)
     expected = args.batches * args.subscribers
     elapsed = max(sub.last_receive for sub in subs) - writer_out["first_send"] if delivered else 0.0
     requests = writer_out.get("request_times", [])
+    by_seq: dict[int, list[float]] = {}
+    for sub in subs:
+        for seq, value in sub.latencies.items():
+            by_seq.setdefault(seq, []).append(value)
+    slowest = sorted(by_seq, key=lambda seq: statistics.median(by_seq[seq]), reverse=True)[:5]
     return {
         "subscribers": args.subscribers,
+        "client_processes": max(args.client_procs, 1),
         "batches": args.batches,
         "points_per_batch": args.points + 1,
         "rate_batches_per_s": args.rate,
@@ -245,6 +331,15 @@ async def measure(args: argparse.Namespace, base_url: str, token: str, server_pi
         },
         "messages_per_s": delivered / elapsed if elapsed > 0 else None,
         "elapsed_s": elapsed,
+        # Where the tail comes from: the batches with the highest median latency, and their request times.
+        "slowest_batches": [
+            {
+                "seq": seq,
+                "median_ms": round(1000 * statistics.median(by_seq[seq]), 1),
+                "request_ms": round(1000 * requests[seq - 2], 1) if 0 <= seq - 2 < len(requests) else None,
+            }
+            for seq in slowest
+        ],
         # Less sensitive to other load on the machine than the latencies: the server's CPU per batch.
         "server_cpu_ms_per_batch": (
             1000 * (cpu_after - cpu_before) / args.batches if cpu_before is not None and cpu_after is not None else None
@@ -261,7 +356,7 @@ def print_table(result: dict[str, Any]) -> None:
         return "-" if value is None else f"{value:.1f}"
 
     rows = [
-        ("subscribers", str(result["subscribers"])),
+        ("subscribers / client processes", f"{result['subscribers']} / {result['client_processes']}"),
         ("batches x points", f"{result['batches']} x {result['points_per_batch']} @ {result['rate_batches_per_s']}/s"),
         ("delivered / expected", f"{result['delivered']} / {result['expected']} (resyncs {result['resyncs']})"),
         ("latency p50 ms", ms(lat["p50"])),
@@ -289,6 +384,18 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=10, help="loss points per batch (plus the send-time point)")
     parser.add_argument("--rate", type=float, default=20.0, help="batches per second (0: back to back)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up")
+    parser.add_argument(
+        "--client-procs",
+        type=int,
+        default=0,
+        help="run the subscribers in N child processes, the writer alone in this one (0: all in this process)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="daphne processes on one listening socket (>1: a fresh bench database via bench.servers, PostgreSQL)",
+    )
     args = parser.parse_args()
     if args.url and not args.token:
         parser.error("--url needs --token")
@@ -299,6 +406,14 @@ def main() -> int:
     server = None
     if args.url:
         base_url, token, kind = args.url.rstrip("/"), args.token, "external"
+    elif args.workers > 1:
+        sys.path.insert(0, str(ROOT))
+        from bench.servers import start_ours
+
+        managed = start_ours("pg", server="daphne", workers=args.workers)
+        server = SimpleNamespace(url=managed.url, process=managed.process, stop=managed.stop)
+        base_url, token = managed.url, managed.headers["Authorization"].removeprefix("Bearer ")
+        kind = f"daphne ({args.workers} processes on one socket, started by the benchmark)"
     else:
         token = own_server_token()
         sys.path.insert(0, str(ROOT))
@@ -311,7 +426,7 @@ def main() -> int:
         server = start_daphne(env, RESULTS / "ws_latency-daphne.log")
         base_url, kind = server.url, "daphne (1 process, started by the benchmark)"
     try:
-        result = asyncio.run(measure(args, base_url, token, server.process.pid if server is not None else None))
+        result = measure(args, base_url, token, server.process.pid if server is not None else None)
     finally:
         if server is not None:
             server.stop()

@@ -20,3 +20,8 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )
+
+from mlplatform.gc_tuning import tune_gc  # noqa: E402
+
+# Last: everything built so far lives as long as the process (see mlplatform/gc_tuning.py).
+tune_gc()
