@@ -79,12 +79,23 @@ def server_env(db_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_daphne(env: dict[str, str], log_path: Path, *, wait_for: str = "/healthz", ok_statuses=(200,)) -> Server:
-    """Start daphne on a free port and wait until ``wait_for`` answers one of ``ok_statuses``."""
+def start_daphne(
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    wait_for: str = "/healthz",
+    ok_statuses=(200,),
+    command: list[str] | None = None,
+) -> Server:
+    """Start daphne on a free port and wait until ``wait_for`` answers one of ``ok_statuses``.
+
+    ``command`` replaces the daphne command line; ``{port}`` in it is the free port.
+    """
     port = free_port()
     log_file = log_path.open("wb")
+    default = [str(DAPHNE), "-b", "127.0.0.1", "-p", "{port}", "mlplatform.asgi:application"]
     process = subprocess.Popen(
-        [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "mlplatform.asgi:application"],
+        [part.replace("{port}", str(port)) for part in command or default],
         cwd=ROOT,
         env=env,
         stdout=log_file,
