@@ -156,13 +156,18 @@ def registered_model_create(
     return model
 
 
+def _set_description(user: Any, obj: RegisteredModel | ModelVersion, description: str, label: str) -> None:
+    """Authorize a write on ``obj`` (editor), then store its new description and ``updated_at``."""
+    authorize(user, Action.WRITE, obj, label=label)
+    obj.description = _description(description)
+    obj.updated_at = timezone.now()
+    obj.save(update_fields=["description", "updated_at"])
+
+
 @transaction.atomic
 def registered_model_update(*, user: Any, model: RegisteredModel, description: str) -> RegisteredModel:
     """Change a model's description (editor)."""
-    authorize(user, Action.WRITE, model, label="Registered model")
-    model.description = _description(description)
-    model.updated_at = timezone.now()
-    model.save(update_fields=["description", "updated_at"])
+    _set_description(user, model, description, "Registered model")
     return model
 
 
@@ -344,10 +349,7 @@ def _version_data(version: ModelVersion) -> dict[str, Any]:
 @transaction.atomic
 def model_version_update(*, user: Any, version: ModelVersion, description: str) -> ModelVersion:
     """Change a version's description (editor)."""
-    authorize(user, Action.WRITE, version, label="Model version")
-    version.description = _description(description)
-    version.updated_at = timezone.now()
-    version.save(update_fields=["description", "updated_at"])
+    _set_description(user, version, description, "Model version")
     return version
 
 
