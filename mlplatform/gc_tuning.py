@@ -4,7 +4,7 @@ CPython's cyclic collector runs whenever allocations outnumber deallocations by 
 default) and, every so often, walks every tracked object. A server process holds hundreds of thousands of
 long-lived objects (Django, models, URL patterns, templates) that never become garbage, so each full walk
 cost ~80 ms here, every ~1.5 s under WebSocket fan-out: the p99 of live-event latency at 100 subscribers
-was those pauses (103 ms; 27 ms with the settings below, bench/RESULTS.md).
+was those pauses (103 ms; 32-36 ms with the settings below, bench/RESULTS.md).
 
 ``tune_gc`` moves everything alive at start-up to the permanent generation (``gc.freeze``) so collections
 skip it, and raises the young-generation threshold so short-lived request garbage is collected in fewer,
@@ -19,7 +19,10 @@ import os
 
 logger = logging.getLogger("mlplatform.gc")
 
-DEFAULT_THRESHOLDS = (50_000, 20, 100)
+# Young generation 10 000 (CPython: 700); the older generations keep CPython's ratios (10, 10), so full
+# collections still come often enough that cyclic garbage does not pile up: with (50 000, 20, 100) the
+# 10-minute soak grew RSS by 49 %, with these by about as much as with no tuning at all (bench/RESULTS.md).
+DEFAULT_THRESHOLDS = (10_000, 10, 10)
 
 
 def thresholds_from_env(raw: str | None) -> tuple[int, int, int] | None:

@@ -258,6 +258,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=600)
     parser.add_argument("--json", type=Path, default=Path("var/soak.json"))
+    parser.add_argument(
+        "--database",
+        default="mlplatform_soak",
+        help="scratch database created on DATABASE_URL's server (dropped first)",
+    )
     args = parser.parse_args()
 
     from tests.resilience.services import manage, seed_token
@@ -269,10 +274,11 @@ def main() -> None:
         import psycopg
 
         admin_url, _, _ = database_url.rpartition("/")
-        database_url = f"{admin_url}/mlplatform_soak"
+        name = args.database
+        database_url = f"{admin_url}/{name}"
         with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as connection:
-            connection.execute("DROP DATABASE IF EXISTS mlplatform_soak WITH (FORCE)")
-            connection.execute("CREATE DATABASE mlplatform_soak")
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            connection.execute(f'CREATE DATABASE "{name}"')
     manage(database_url, "migrate", "--noinput")
     token, experiment_id = seed_token(database_url)
     env = server_env(database_url, MLPLATFORM_VAR_DIR=str(folder))
