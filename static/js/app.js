@@ -31,6 +31,14 @@
       if (!window.confirm(el.getAttribute("data-confirm"))) event.preventDefault();
     });
   });
+  // Links the mlflow client prints ("View run at http://host/#/experiments/1/runs/<id>") use MLflow's
+  // hash routes; open our page for the same run or experiment (after login, when the login page shows).
+  var mlflowRoute = /^#\/experiments\/(\d+)(?:\/runs\/([0-9a-f]{32}))?\/?$/.exec(window.location.hash);
+  if (mlflowRoute) {
+    var target = mlflowRoute[2] ? "/runs/" + mlflowRoute[2] + "/" : "/experiments/" + mlflowRoute[1] + "/";
+    var next = document.querySelector('#login-form input[name="next"]');
+    if (next) { next.value = target; } else { window.location.replace(target); }
+  }
   window.mlp = window.mlp || {};
   window.mlp.relativeTime = relative;
 })();

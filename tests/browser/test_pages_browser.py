@@ -72,6 +72,22 @@ def test_login_shows_the_experiments(page, people, experiment):
     expect(page.locator("td.num").first).to_have_text("4")
 
 
+def test_links_printed_by_the_mlflow_client_open_our_pages(page, sign_in, people, experiment):
+    run = experiment.runs.get(name="live-run")
+    mlflow_link = f"/#/experiments/{experiment.pk}/runs/{run.run_uuid}"
+    # Signed out: the login page keeps the destination; signing in lands on the run.
+    page.goto(mlflow_link)
+    expect(page.locator('input[name="next"]')).to_have_value(f"/runs/{run.run_uuid}/")
+    page.fill("#id_username", people["viewer"].username)
+    page.fill("#id_password", DEFAULT_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/runs/{run.run_uuid}/")
+    expect(page.locator("h1")).to_contain_text("live-run")
+    # Signed in: the experiment link opens its runs table.
+    page.goto(f"/#/experiments/{experiment.pk}")
+    page.wait_for_url(f"**/experiments/{experiment.pk}/")
+
+
 def test_wrong_password_stays_on_the_login_page(page, people):
     page.goto("/login/")
     page.fill("#id_username", people["viewer"].username)
