@@ -106,10 +106,14 @@ def compare_table(results: list[dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
-def latest(target: str, backend: str) -> Path | None:
-    """The newest result file for a target and backend."""
-    files = sorted(RESULTS_DIR.glob(f"*-{target}-{backend}.json"))
-    return files[-1] if files else None
+def latest(target: str, backend: str, folder: Path | None = None) -> Path | None:
+    """The newest result file for a target and backend, tagged (``--tag``) or not.
+
+    Names start with the UTC date and time, so the newest sorts last.
+    """
+    folder = RESULTS_DIR if folder is None else folder
+    files = [*folder.glob(f"*-{target}-{backend}.json"), *folder.glob(f"*-{target}-{backend}-*.json")]
+    return max(files, key=lambda path: path.name) if files else None
 
 
 def main() -> None:

@@ -90,3 +90,16 @@ def test_stats_percentiles_use_nearest_rank():
     assert stats.percentile(99) == pytest.approx(99.0)
     assert stats.summary()["n"] == 100
     assert Stats().percentile(99) == 0.0
+
+
+def test_report_finds_the_newest_result_tagged_or_not(tmp_path):
+    for name in (
+        "20261125-100000-mlflow-pg.json",
+        "20261125-110000-mlflow-pg-final.json",
+        "20261125-120000-mlflow-sqlite.json",
+        "20261125-090000-ours-pg.json",
+    ):
+        (tmp_path / name).write_text("{}")
+    assert report.latest("mlflow", "pg", tmp_path).name == "20261125-110000-mlflow-pg-final.json"
+    assert report.latest("ours", "pg", tmp_path).name == "20261125-090000-ours-pg.json"
+    assert report.latest("fasttrackml", "pg", tmp_path) is None
