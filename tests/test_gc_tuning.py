@@ -6,20 +6,20 @@ import gc
 
 import pytest
 
-from mlplatform.gc_tuning import DEFAULT_THRESHOLDS, thresholds_from_env, tune_gc
+from mlplatform.gc_tuning import OFF, thresholds_from_env, tune_gc
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (None, DEFAULT_THRESHOLDS),
-        ("", DEFAULT_THRESHOLDS),
-        ("off", None),
-        (" OFF ", None),
+        (None, None),
+        ("", None),
+        ("off", OFF),
+        (" OFF ", OFF),
         ("1000,10,10", (1000, 10, 10)),
-        ("1000,10", DEFAULT_THRESHOLDS),
-        ("a,b,c", DEFAULT_THRESHOLDS),
-        ("0,10,10", DEFAULT_THRESHOLDS),
+        ("1000,10", None),
+        ("a,b,c", None),
+        ("0,10,10", None),
     ],
 )
 def test_thresholds_from_env(raw, expected):
@@ -35,8 +35,14 @@ def restored_gc():
     gc.set_threshold(*before)
 
 
-def test_tune_gc_freezes_start_up_objects_and_sets_thresholds(restored_gc):
-    assert tune_gc({"MLPLATFORM_GC_THRESHOLDS": "30000,15,50"}) == (30000, 15, 50)
+def test_tune_gc_freezes_start_up_objects_and_keeps_cpython_thresholds(restored_gc):
+    before = gc.get_threshold()
+    assert tune_gc({}) is True
+    assert gc.get_threshold() == before and gc.get_freeze_count() > 0
+
+
+def test_tune_gc_sets_configured_thresholds(restored_gc):
+    assert tune_gc({"MLPLATFORM_GC_THRESHOLDS": "30000,15,50"}) is True
     assert gc.get_threshold() == (30000, 15, 50)
     assert gc.get_freeze_count() > 0
 
@@ -44,5 +50,5 @@ def test_tune_gc_freezes_start_up_objects_and_sets_thresholds(restored_gc):
 def test_tune_gc_off_changes_nothing(restored_gc):
     before = gc.get_threshold()
     gc.unfreeze()
-    assert tune_gc({"MLPLATFORM_GC_THRESHOLDS": "off"}) is None
+    assert tune_gc({"MLPLATFORM_GC_THRESHOLDS": "off"}) is False
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
