@@ -108,28 +108,14 @@ def machine_facts(server_kind: str) -> dict[str, Any]:
     return facts
 
 
-def _proc_stat(pid: int | str) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
 def process_cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds used so far by process ``pid`` and its descendants (Linux /proc), or None."""
-    if pid is None or _proc_stat(pid) is None:
+    """CPU seconds used so far by the server's process tree (``bench.servers.cpu_seconds_of_tree``), or None."""
+    if pid is None:
         return None
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _proc_stat(entry.name)) is not None:
-            parents[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])))
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, (ppid, _) in parents.items() if ppid == parent and child not in tree]
-        tree.update(children)
-        frontier.extend(children)
-    return sum(parents[p][1] for p in tree if p in parents) / os.sysconf("SC_CLK_TCK")
+    sys.path.insert(0, str(ROOT))
+    from bench.servers import cpu_seconds_of_tree
+
+    return cpu_seconds_of_tree(pid)
 
 
 def own_server_token() -> str:
