@@ -27,6 +27,7 @@ from accounts import throttling
 from accounts.audit import client_ip
 from accounts.models import ApiToken, User
 from accounts.tokens import hash_matches, looks_like_api_token, parse_token
+from mlplatform.near_cache import AUTH_ENTRIES
 
 logger = logging.getLogger("mlplatform.auth")
 
@@ -47,7 +48,7 @@ def token_cache_key(prefix: str) -> str:
 def forget_cached_tokens(prefixes: list[str]) -> None:
     """Drop cached token rows, so a revocation or user change applies to the next request."""
     try:
-        cache.delete_many([token_cache_key(prefix) for prefix in prefixes])
+        AUTH_ENTRIES.forget(token_cache_key(prefix) for prefix in prefixes)
     except Exception:  # cache down: nothing can be read from it either, and entries expire on their own
         logger.warning("cache unavailable, could not drop cached API tokens %s", prefixes)
 
@@ -55,7 +56,7 @@ def forget_cached_tokens(prefixes: list[str]) -> None:
 def _cached_token(prefix: str) -> ApiToken | None:
     """The token row and its user from the cache (a few seconds old at most), else from the database."""
     try:
-        token = cache.get(token_cache_key(prefix))
+        token = AUTH_ENTRIES.get(token_cache_key(prefix))
     except Exception:  # cache down: the database answers
         token = None
     if token is None:
@@ -67,7 +68,7 @@ def _cached_token(prefix: str) -> ApiToken | None:
 
 def _remember_token(token: ApiToken) -> None:
     try:
-        cache.set(token_cache_key(token.prefix), token, TOKEN_CACHE_SECONDS)
+        AUTH_ENTRIES.set(token_cache_key(token.prefix), token, TOKEN_CACHE_SECONDS)
     except Exception:  # cache down: nothing to remember
         return
 

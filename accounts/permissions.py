@@ -15,11 +15,11 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from django.contrib.auth.models import AnonymousUser
-from django.core.cache import cache
 from rest_framework import permissions
 
 from accounts.models import Membership, Role, Team
 from mlplatform.errors import Forbidden, NotFound
+from mlplatform.near_cache import AUTH_ENTRIES
 
 logger = logging.getLogger("mlplatform.auth")
 
@@ -71,13 +71,13 @@ def roles_cache_key(user_id: int) -> str:
 def _load_roles(user: Any) -> dict[int, int]:
     # A cache outage only costs the query: read and write failures fall back to the database.
     try:
-        stored = cache.get(roles_cache_key(user.pk))
+        stored = AUTH_ENTRIES.get(roles_cache_key(user.pk))
     except Exception:
         stored = None
     if stored is None:
         stored = dict(Membership.objects.filter(user=user).values_list("team_id", "role"))
         with contextlib.suppress(Exception):
-            cache.set(roles_cache_key(user.pk), stored, ROLE_CACHE_SECONDS)
+            AUTH_ENTRIES.set(roles_cache_key(user.pk), stored, ROLE_CACHE_SECONDS)
     return stored
 
 
@@ -95,7 +95,7 @@ def team_roles(user: Any) -> dict[int, Role]:
 def forget_cached_roles(user_id: int) -> None:
     """Drop a user's roles from the shared cache (a membership changed)."""
     try:
-        cache.delete(roles_cache_key(user_id))
+        AUTH_ENTRIES.forget([roles_cache_key(user_id)])
     except Exception:
         logger.warning("cache unavailable, could not drop cached roles of user %s", user_id)
 

@@ -158,7 +158,8 @@ def _float_value(point: Metric | LatestMetric) -> float:
 class Metric(models.Model):
     """One logged metric point; history is append-only."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
+    # No index of its own: (run, key, step) and (run, seq) start with it, and every index costs each insert.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics", db_index=False)
     key = models.CharField(max_length=250)
     value = models.FloatField()
     is_nan = models.BooleanField(default=False)
@@ -181,7 +182,8 @@ class Metric(models.Model):
 class LatestMetric(models.Model):
     """A run's latest point per key: highest step, ties broken by timestamp then value."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="latest_metrics")
+    # No index of its own: the (run, key) unique constraint starts with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="latest_metrics", db_index=False)
     key = models.CharField(max_length=250)
     value = models.FloatField()
     is_nan = models.BooleanField(default=False)

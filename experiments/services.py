@@ -41,6 +41,7 @@ from experiments.models import (
 )
 from experiments.names import generate_run_name
 from mlplatform.errors import Conflict, InvalidInput, NotFound
+from mlplatform.sql import fetch_all
 
 RUN_NAME_TAG = "mlflow.runName"
 
@@ -441,17 +442,23 @@ def _insert_metrics(run: Run, seq: int, points: list[MetricPoint]) -> None:
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)  # noqa: S608
 
 
+def _best_per_key(points: list[MetricPoint]) -> dict[str, MetricPoint]:
+    """Each key's latest point in MLflow's order (highest step, then timestamp, then value)."""
+    best: dict[str, MetricPoint] = {}
+    for point in points:
+        current = best.get(point.key)
+        if current is None or _sort_key(point) > _sort_key(current):
+            best[point.key] = point
+    return best
+
+
 def _upsert_latest(run: Run, points: list[MetricPoint]) -> None:
     """One upsert: insert new keys, overwrite existing ones only where the new point wins.
 
     PostgreSQL gets the rows as six arrays (``unnest``), so the statement text is the same for any
     batch size; elsewhere it is one multi-row ``VALUES`` (at most one row per key).
     """
-    best: dict[str, MetricPoint] = {}
-    for point in points:
-        current = best.get(point.key)
-        if current is None or _sort_key(point) > _sort_key(current):
-            best[point.key] = point
+    best = _best_per_key(points)
     quote = connection.ops.quote_name
     table = quote(LatestMetric._meta.db_table)
     run_id, key, value, is_nan, ts, step = (quote(c) for c in LATEST_COLUMNS)
@@ -500,7 +507,49 @@ def _log_tags(run: Run, tags: dict[str, str]) -> None:
         Run.objects.filter(pk=run.pk).update(name=run.name)
 
 
-@transaction.atomic
+def _log_points_in_one_statement(run: Run, points: list[MetricPoint]) -> int:
+    """A few metric points on PostgreSQL in one statement: bump the run's seq, append history, upsert latest.
+
+    The same writes as ``_bump_seq`` + ``_insert_metrics`` + ``_upsert_latest`` in one round trip and no
+    BEGIN/COMMIT: a single statement is atomic by itself. Both inserts read the new seq from the
+    ``UPDATE``, so the run row is locked before either runs, as in the general path. A run that is deleted
+    or locked updates nothing, so nothing is written; ``_bump_seq`` then says why (in a transaction
+    that is rolled back).
+    """
+    quote = connection.ops.quote_name
+    run_table, metric_table, latest_table = (quote(model._meta.db_table) for model in (Run, Metric, LatestMetric))
+    run_id, key, value, is_nan, ts, step = (quote(c) for c in LATEST_COLUMNS)
+    rows = _metric_rows(run, 0, points)
+    best = _best_per_key(points)
+    latest = [row[:6] for row in _metric_rows(run, 0, list(best.values()))]
+    arrays = "unnest(%s::text[], %s::float8[], %s::boolean[], %s::bigint[], %s::bigint[]) AS p(k, v, n, t, s)"
+    sql = (
+        f"WITH bumped AS (UPDATE {run_table} SET last_seq = last_seq + 1 WHERE id = %s "  # noqa: S608
+        f"AND lifecycle_stage = %s AND NOT locked RETURNING last_seq), "
+        f"history AS (INSERT INTO {metric_table} ({', '.join(quote(c) for c in METRIC_COLUMNS)}) "
+        f"SELECT %s, k, v, n, t, s, bumped.last_seq FROM {arrays}, bumped), "
+        f"latest AS (INSERT INTO {latest_table} ({run_id}, {key}, {value}, {is_nan}, {ts}, {step}) "
+        f"SELECT %s, k, v, n, t, s FROM {arrays}, bumped "
+        f"ON CONFLICT ({run_id}, {key}) DO UPDATE SET {value} = excluded.{value}, {is_nan} = excluded.{is_nan}, "
+        f"{ts} = excluded.{ts}, {step} = excluded.{step} "
+        f"WHERE (excluded.{step}, excluded.{ts}, excluded.{value}) > "
+        f"({latest_table}.{step}, {latest_table}.{ts}, {latest_table}.{value})) "
+        f"SELECT last_seq FROM bumped"
+    )
+    params: list[Any] = [run.pk, LifecycleStage.ACTIVE, run.pk]
+    params += [list(column) for column in list(zip(*rows, strict=True))[1:6]]
+    params.append(run.pk)
+    params += [list(column) for column in list(zip(*latest, strict=True))[1:6]]
+    found = fetch_all(sql, params, prepare=True)
+    row = found[0] if found else None
+    if row is None:
+        with transaction.atomic():
+            _bump_seq(run, allow_locked=False)  # raises NotFound/InvalidInput
+            raise InvalidInput(f"Run {run.run_uuid} accepts no data.")  # pragma: no cover (the bump raised)
+    run.last_seq = row[0]
+    return row[0]
+
+
 def log_batch(
     *,
     user: Any,
@@ -525,14 +574,24 @@ def log_batch(
     if RUN_NAME_TAG in clean_tags:
         _clean_run_name(clean_tags[RUN_NAME_TAG])
 
-    seq = _bump_seq(run, allow_locked=False)
-    if clean_params:
-        _log_params(run, clean_params)
-    if points:
-        _insert_metrics(run, seq, points)
-        _upsert_latest(run, points)
-    if clean_tags:
-        _log_tags(run, clean_tags)
+    if (
+        points
+        and not clean_params
+        and not clean_tags
+        and connection.vendor == "postgresql"
+        and len(points) <= COPY_MIN_ROWS
+    ):
+        seq = _log_points_in_one_statement(run, points)
+    else:
+        with transaction.atomic():
+            seq = _bump_seq(run, allow_locked=False)
+            if clean_params:
+                _log_params(run, clean_params)
+            if points:
+                _insert_metrics(run, seq, points)
+                _upsert_latest(run, points)
+            if clean_tags:
+                _log_tags(run, clean_tags)
     kind = "metrics" if points else "params" if clean_params else "tags"
     publish_run_event(run, seq=seq, kind=kind, metrics=points, params=clean_params, tags=clean_tags)
     return seq

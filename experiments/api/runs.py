@@ -111,7 +111,7 @@ class RunLogBatchView(ExperimentsAPIView):
     def post(self, request: Request, version: str, run_uuid: str) -> Response:
         """All or nothing; answers ``{"seq": n}``, the run's sequence after the batch."""
         data = parse(LogBatchInputSerializer, request.data)
-        run = selectors.run_get(user=request.user, run_uuid=run_uuid)
+        run = selectors.run_for_logging(user=request.user, run_uuid=run_uuid)
         seq = services.log_batch(user=request.user, run=run, **data)
         return Response({"seq": seq})
 

@@ -80,6 +80,11 @@ def run_for(request: Any, run_id: str, action: Action = Action.READ) -> Run:
     return selectors.run_get(user=request.user, run_uuid=run_id, action=action)
 
 
+def run_to_log_to(request: Any, run_id: str) -> Run:
+    """A run for the logging endpoints (identity fields only; see ``selectors.run_for_logging``)."""
+    return selectors.run_for_logging(user=request.user, run_uuid=run_id)
+
+
 def run_with_details(request: Any, run_id: str) -> Run:
     """A run with params, tags and latest metrics loaded, checked for READ."""
     return selectors.run_detail(user=request.user, run_uuid=run_id)

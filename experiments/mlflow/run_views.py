@@ -11,7 +11,7 @@ from rest_framework.request import Request
 
 from experiments import selectors, services
 from experiments.limits import NON_FINITE
-from experiments.mlflow.lookups import DEFAULT_EXPERIMENT_ID, experiment_for, run_for, run_with_details
+from experiments.mlflow.lookups import DEFAULT_EXPERIMENT_ID, experiment_for, run_for, run_to_log_to, run_with_details
 from experiments.mlflow.render import metric_json, run_info_json, run_json
 from experiments.mlflow.selectors import runs_inputs_outputs
 from experiments.models import RunStatus
@@ -156,7 +156,7 @@ def get_run(request: Request) -> HttpResponse:
 def log_metric(request: Request) -> HttpResponse:
     """Log one metric point."""
     params = request_params(request)
-    run = run_for(request, run_id_of(params))
+    run = run_to_log_to(request, run_id_of(params))
     key = params.required_string("key")
     if params.raw("value") is None:
         raise InvalidInput("Missing value for required parameter 'value'.")
@@ -200,7 +200,7 @@ def delete_tag(request: Request) -> HttpResponse:
 def log_batch(request: Request) -> HttpResponse:
     """Log metrics, params and tags in one transaction (MLflow's limits apply)."""
     params = request_params(request)
-    run = run_for(request, run_id_of(params))
+    run = run_to_log_to(request, run_id_of(params))
     services.log_batch(
         user=request.user,
         run=run,

@@ -3,11 +3,13 @@
 import math
 
 import pytest
+from django.db import connection
 
-from experiments import services
+from accounts.permissions import team_roles
+from experiments import selectors, services
 from experiments.models import LatestMetric, Metric, Param, Run, RunTag
 from experiments.tests.events import GroupListener
-from experiments.tests.factories import LatestMetricFactory, ParamFactory
+from experiments.tests.factories import LatestMetricFactory, ParamFactory, RunFactory
 from mlplatform.errors import Forbidden, InvalidInput, NotFound
 from mlplatform.events import experiment_group, run_group
 
@@ -249,3 +251,64 @@ def test_names_and_descriptions_refuse_unstorable_characters(editor, run, bad):
     experiment.refresh_from_db()
     run.refresh_from_db()
     assert bad not in (experiment.name, experiment.description, run.name)
+
+
+def test_a_few_metric_points_are_one_statement_on_postgresql(editor, run, django_assert_num_queries):
+    services.log_metric(user=editor, run=run, key="warm", value=0.0)  # roles cached on the user
+    # PostgreSQL: bump + history + latest in one statement (no savepoint); elsewhere the general path.
+    expected = 1 if connection.vendor == "postgresql" else 5
+    with django_assert_num_queries(expected):
+        seq = services.log_batch(user=editor, run=run, metrics=[point(step=i) for i in range(services.COPY_MIN_ROWS)])
+    assert seq == run.last_seq == Run.objects.get(pk=run.pk).last_seq == 3
+    assert Metric.objects.filter(run=run, key="loss", seq=3).count() == services.COPY_MIN_ROWS
+    assert latest(run) == (services.COPY_MIN_ROWS - 1, 1000, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"lifecycle_stage": "deleted"}, InvalidInput, "deleted"),
+        ({"locked": True, "status": "FINISHED"}, InvalidInput, "locked"),
+    ],
+)
+def test_one_point_to_a_deleted_or_locked_run_writes_nothing(editor, run, change, error, message):
+    Run.objects.filter(pk=run.pk).update(**change)
+    with pytest.raises(error, match=message):
+        services.log_metric(user=editor, run=run, key="loss", value=1.0)
+    assert not Metric.objects.exists() and not LatestMetric.objects.exists()
+    assert Run.objects.get(pk=run.pk).last_seq == 1
+
+
+def test_one_point_to_a_run_deleted_for_good_is_a_404(editor, run):
+    ref = selectors.run_for_logging(user=editor, run_uuid=run.run_uuid)
+    Run.objects.filter(pk=run.pk).delete()
+    with pytest.raises(NotFound):
+        services.log_metric(user=editor, run=ref, key="loss", value=1.0)
+    assert not Metric.objects.exists()
+
+
+def test_the_logging_lookup_loads_the_identity_and_defers_the_rest(editor, run, django_assert_num_queries):
+    other = RunFactory()  # its team and experiment ids differ from run's, so a mix-up would show
+    assert (other.team_id, other.experiment_id) != (run.team_id, run.experiment_id)
+    team_roles(editor)  # roles cached on the user, as after the first request
+    with django_assert_num_queries(1):
+        ref = selectors.run_for_logging(user=editor, run_uuid=run.run_uuid)
+    assert (ref.pk, ref.run_uuid, ref.team_id, ref.experiment_id) == (
+        run.pk,
+        run.run_uuid,
+        run.team_id,
+        run.experiment_id,
+    )
+    assert ref.get_deferred_fields() >= {"name", "status", "lifecycle_stage"}
+    assert ref.name == run.name  # loaded on demand
+
+
+@pytest.mark.parametrize("run_uuid", ["0" * 32, "not-a-run-id", 42])
+def test_the_logging_lookup_is_a_404_for_unknown_ids(editor, run_uuid):
+    with pytest.raises(NotFound):
+        selectors.run_for_logging(user=editor, run_uuid=run_uuid)
+
+
+def test_the_logging_lookup_checks_read_access(outsider, run):
+    with pytest.raises(NotFound):
+        selectors.run_for_logging(user=outsider, run_uuid=run.run_uuid)
