@@ -39,7 +39,7 @@ from mlplatform.errors import (
     ServiceError,
     Unavailable,
 )
-from mlplatform.security import RETRY_AFTER_SECONDS
+from mlplatform.security import RETRY_AFTER_SECONDS, json_body
 
 logger = logging.getLogger("mlplatform.mlflow")
 
@@ -259,11 +259,10 @@ class RequestParams:
 
 def parse_body(request: HttpRequest) -> dict[str, Any]:
     """The JSON object in the body (``{}`` when empty); malformed JSON is INVALID_PARAMETER_VALUE."""
-    body = request.body
-    if not body.strip():
+    if not request.body.strip():
         return {}
     try:
-        data = json.loads(body)
+        data = json_body(request)
         if isinstance(data, str):  # older clients double-encode the body, as MLflow's server tolerates
             data = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:

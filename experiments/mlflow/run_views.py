@@ -62,6 +62,9 @@ def metric_items(items: Iterable[Any]) -> list[Any]:
         if not isinstance(item, dict):
             cleaned.append(item)
             continue
+        if type(item.get("value")) is float and type(item.get("timestamp")) is int and type(item.get("step")) is int:
+            cleaned.append(item)  # already the service's types (what the mlflow client sends); extras are ignored
+            continue
         metric: dict[str, Any] = {"key": item.get("key")}
         if "value" in item:
             metric["value"] = _number(item["value"])

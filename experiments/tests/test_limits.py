@@ -1,6 +1,7 @@
 """MLflow limits and item validation (no database)."""
 
 import math
+import re
 
 import pytest
 
@@ -121,3 +122,34 @@ def test_tags_from_mapping_or_list():
     assert limits.tags_from({"a": "1"}) == {"a": "1"}
     assert limits.tags_from([{"key": "a", "value": "1"}]) == {"a": "1"}
     assert limits.tags_from(None) == {}
+
+
+GOOD = {"key": "loss", "value": 0.5, "timestamp": 10, "step": 1}
+
+
+@pytest.mark.parametrize(
+    ("bad", "where"),
+    [
+        ({"value": "high"}, "metrics[2].value"),
+        ({"value": True}, "metrics[2].value"),
+        ({"step": 1.5}, "metrics[2].step"),
+        ({"step": 2**63}, "metrics[2].step"),
+        ({"timestamp": -(2**63) - 1}, "metrics[2].timestamp"),
+        ({"timestamp": "10"}, "metrics[2].timestamp"),
+        ({"key": "../loss"}, "metrics[2].key"),
+    ],
+)
+def test_a_key_seen_before_in_the_batch_does_not_skip_the_other_checks(bad, where):
+    """Points after a key's first one take a short path; anything unusual still gets the full check."""
+    with pytest.raises(InvalidInput, match=rf"^{re.escape(where)}"):
+        limits.clean_metrics([GOOD, GOOD, {**GOOD, **bad}])
+
+
+def test_the_short_path_keeps_values_exactly():
+    items = [{**GOOD, "value": v, "step": s} for s, v in enumerate([0.1, -0.0, math.inf, 1e308, 5e-324])]
+    items.append({**GOOD, "value": 3, "step": 9})  # an int takes the full path and becomes a float
+    points = limits.clean_metrics(items)
+    assert [p.value for p in points] == [0.1, -0.0, math.inf, 1e308, 5e-324, 3.0]
+    assert type(points[-1].value) is float
+    assert [p.step for p in points] == [0, 1, 2, 3, 4, 9]
+    assert points[0] == limits.MetricPoint("loss", 0.1, 10, 0)

@@ -180,3 +180,46 @@ def test_lone_surrogates_are_a_400_but_pairs_are_text(client, workspace) -> None
     pair = b'{"params": [{"key": "p", "value": "\\ud83d\\ude80"}]}'
     assert post(client, log_batch_url(workspace), pair, workspace).status_code == 200
     assert Param.objects.get().value == "\U0001f680"
+
+
+class FakeRequest:
+    """Just what ``json_body``/``body_depth`` read."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+
+@pytest.mark.parametrize(
+    ("body", "depth", "parsed"),
+    [
+        (b'{"a": [1, {"b": []}], "c": {"d": 1}}', 4, True),  # orjson parses it: depth from the structure
+        (b'{"v": NaN, "w": [[1]]}', 3, False),  # orjson refuses NaN literals: the text is scanned
+        (b'{"broken": [[', 3, False),  # malformed: scanned, the view reports the JSON error
+        (nested(2000), 2000, False),  # deeper than orjson parses: scanned
+    ],
+)
+def test_body_depth_parses_once_when_it_can(body: bytes, depth: int, parsed: bool) -> None:
+    request = FakeRequest(body)
+    assert security.body_depth(request, body, stop_above=5000) == depth
+    assert hasattr(request, "_json_body") is parsed
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"a": 1.5, "b": [true, null]}', {"a": 1.5, "b": [True, None]}),
+        (b'{"v": NaN, "w": -Infinity}', {"v": float("nan"), "w": float("-inf")}),
+        (b'{"big": 123456789012345678901234567890}', {"big": 123456789012345678901234567890}),
+    ],
+)
+def test_json_body_matches_the_standard_library(body: bytes, expected: dict) -> None:
+    data = security.json_body(FakeRequest(body))
+    assert json.dumps(data, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+def test_json_body_is_parsed_once_and_malformed_json_is_the_standard_librarys_error() -> None:
+    request = FakeRequest(b'{"a": [1, 2]}')
+    first = security.json_body(request)
+    assert security.json_body(request) is first
+    with pytest.raises(json.JSONDecodeError, match="Expecting"):
+        security.json_body(FakeRequest(b'{"a": '))
