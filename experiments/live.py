@@ -13,6 +13,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from experiments.limits import MetricPoint
 from experiments.models import Run
 from mlplatform.events import experiment_group, publish_after_commit, run_group
@@ -39,7 +41,8 @@ def group_points(points: Iterable[tuple[str, int, int, float]]) -> dict[str, lis
     """``(key, step, timestamp, value)`` tuples as ``{key: [[step, timestamp, value], ...]}``."""
     grouped: dict[str, list[list[Any]]] = {}
     for key, step, timestamp, value in points:
-        grouped.setdefault(key, []).append([step, timestamp, encode_float(value)])
+        # ``v - v == 0`` is False exactly for NaN and ±inf: one float op per point instead of a call.
+        grouped.setdefault(key, []).append([step, timestamp, value if value - value == 0 else encode_float(value)])
     return grouped
 
 
@@ -65,7 +68,7 @@ def publish_run_event(
     full = dict(base)
     compact = dict(base)
     if metrics:
-        full["metrics"] = group_points((p.key, p.step, p.timestamp, p.value) for p in metrics)
+        full["metrics"] = group_points((key, step, timestamp, value) for key, value, timestamp, step in metrics)
         # The experiment view only needs each key's newest point of this batch.
         compact["latest"] = {key: points[-1] for key, points in full["metrics"].items()}
     if params:
@@ -88,7 +91,9 @@ def with_text(event: dict[str, Any]) -> dict[str, Any]:
         "type": EVENT_TYPE,
         "run_id": event["run_id"],
         "seq": event["seq"],
-        TEXT_KEY: json.dumps(event, allow_nan=False, separators=(",", ":")),
+        # orjson: compact like separators=(",", ":"), several times faster on a 1000-point batch. Values are
+        # already finite or strings (group_points), so nothing depends on its NaN handling.
+        TEXT_KEY: orjson.dumps(event).decode(),
     }
 
 

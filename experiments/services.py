@@ -400,11 +400,8 @@ def _sort_key(point: MetricPoint) -> tuple[int, int, float]:
 def _metric_rows(run: Run, seq: int, points: list[MetricPoint]) -> list[tuple[Any, ...]]:
     """History rows in column order; NaN is stored as value 0 with ``is_nan`` (SQLite cannot hold NaN)."""
     run_id = run.pk
-    rows = []
-    for p in points:
-        nan = p.value != p.value
-        rows.append((run_id, p.key, 0.0 if nan else p.value, nan, p.timestamp, p.step, seq))
-    return rows
+    # ``v != v`` is True exactly for NaN.
+    return [(run_id, key, 0.0 if v != v else v, v != v, ts, step, seq) for key, v, ts, step in points]
 
 
 METRIC_COLUMNS = ("run_id", "key", "value", "is_nan", "timestamp", "step", "seq")
@@ -447,7 +444,12 @@ def _best_per_key(points: list[MetricPoint]) -> dict[str, MetricPoint]:
     best: dict[str, MetricPoint] = {}
     for point in points:
         current = best.get(point.key)
-        if current is None or _sort_key(point) > _sort_key(current):
+        # Steps usually differ: compare them first, the full order only on a tie.
+        if (
+            current is None
+            or point.step > current.step
+            or (point.step == current.step and _sort_key(point) > _sort_key(current))
+        ):
             best[point.key] = point
     return best
 

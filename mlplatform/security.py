@@ -95,13 +95,15 @@ def json_depth(body: bytes, *, stop_above: int | None = None) -> int:
 
 _UNPARSED = object()
 # orjson reads an integer literal beyond 64 bits as a float; the stdlib keeps it exact (and the int64 checks
-# name it). Any run of 20 digits, even inside a string, sends the body to the stdlib.
-_LONG_DIGITS = re.compile(rb"\d{20}")
+# name it). Any run of 20 digits, even inside a string, sends the body to the stdlib. Found by mapping
+# digits to "0" and everything else to " " (bytes.translate, C speed; a regex took 1 ms per 75 kB).
+_DIGITS_AS_ZEROS = bytes(ord("0") if chr(byte).isdigit() and byte < 128 else ord(" ") for byte in range(256))
+_LONG_DIGITS = b"0" * 20
 
 
 def _orjson_loads(body: bytes) -> Any:
     """orjson's decoding where it equals the stdlib's; ``_UNPARSED`` where only the stdlib can decide."""
-    if _LONG_DIGITS.search(body):
+    if _LONG_DIGITS in body.translate(_DIGITS_AS_ZEROS):
         return _UNPARSED
     try:
         return orjson.loads(body)
@@ -127,15 +129,16 @@ def json_body(request: HttpRequest) -> Any:
 
 
 def _nesting(data: Any) -> int:
-    """The deepest array/object nesting of decoded JSON (orjson stops parsing at 1024 levels)."""
+    """The deepest array/object nesting of decoded JSON (orjson stops parsing at 1024 levels), level by level."""
     deepest = 0
-    stack = [(data, 1)] if isinstance(data, (dict, list)) else []
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, (dict, list)):
-                stack.append((child, level + 1))
+    level = [data] if type(data) is dict or type(data) is list else []
+    while level:
+        deepest += 1
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if type(node) is dict else node
+            below += [child for child in children if type(child) is dict or type(child) is list]
+        level = below
     return deepest
 
 
