@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts import audit
@@ -355,6 +355,16 @@ def run_set_locked(*, user: Any, run: Run, locked: bool = True, request: Any = N
     return run
 
 
+def _lock_runs(runs: QuerySet[Run]) -> None:
+    """Lock run rows until the transaction ends: a writer logging to them waits, then finds them gone (404).
+
+    Metric history has no database foreign key (see ``Metric.run``), so a point committed between the
+    deletion of a run's history and the deletion of the run would outlive it; with the run locked first,
+    no point can be committed in between.
+    """
+    list(runs.select_for_update().order_by("pk").values_list("pk", flat=True))
+
+
 @transaction.atomic
 def run_hard_delete(*, user: Any, run: Run, request: Any = None) -> None:
     """Delete a run and everything it logged for good. Superusers only (the admin action)."""
@@ -367,6 +377,7 @@ def run_hard_delete(*, user: Any, run: Run, request: Any = None) -> None:
         target=run,
         details={"run_id": run.run_uuid, "experiment_id": run.experiment_id},
     )
+    _lock_runs(Run.objects.filter(pk=run.pk))
     folder = run_artifact_dir(run).parent
     run.delete()
     transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
@@ -384,6 +395,7 @@ def experiment_hard_delete(*, user: Any, experiment: Experiment, request: Any = 
         target=experiment,
         details={"name": experiment.name, "runs": experiment.runs.count()},
     )
+    _lock_runs(Run.objects.filter(experiment=experiment))
     folder = Path(settings.ARTIFACT_ROOT) / str(experiment.pk)
     experiment.delete()
     transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))

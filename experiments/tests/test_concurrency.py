@@ -1,6 +1,7 @@
 """Concurrent writers to one run lose nothing (PostgreSQL: real row locks between real connections)."""
 
 import threading
+import time
 
 import pytest
 from django.conf import settings
@@ -11,6 +12,7 @@ from accounts.tests.factories import MembershipFactory
 from experiments import services
 from experiments.models import LatestMetric, Metric, Param, Run
 from experiments.tests.factories import ExperimentFactory, RunFactory
+from mlplatform.errors import NotFound
 
 ON_SQLITE = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
 
@@ -75,3 +77,42 @@ def test_eight_concurrent_writers_lose_nothing(transactional_db):
     latest = LatestMetric.objects.get(run=run, key="loss")
     assert (latest.step, latest.value) == (top, float(top))
     assert Param.objects.filter(run=run).count() == 1 + WRITERS
+
+
+@pytest.mark.parametrize("points", [1, 100])  # the one-statement path and the COPY path
+def test_a_writer_racing_a_hard_delete_leaves_no_orphan_points(transactional_db, points):
+    """History has no database foreign key: the hard delete's run lock is what keeps points from outliving it."""
+    admin = MembershipFactory(role=Role.OWNER).user
+    run = RunFactory(experiment=ExperimentFactory(team=admin.memberships.get().team))
+    locked = threading.Event()
+    outcome: list[BaseException | None] = []
+    real_lock = services._lock_runs
+
+    def slow_lock(runs):
+        real_lock(runs)
+        locked.set()
+        time.sleep(0.5)  # the writer reaches the run lock meanwhile and waits
+
+    def write() -> None:
+        try:
+            locked.wait(timeout=30)
+            metrics = [{"key": "loss", "value": 1.0, "step": i, "timestamp": 1} for i in range(points)]
+            services.log_batch(user=User.objects.get(pk=admin.pk), run=Run.objects.get(pk=run.pk), metrics=metrics)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    original = services._lock_runs
+    services._lock_runs = slow_lock
+    try:
+        services.run_hard_delete(user=admin, run=run)
+    finally:
+        services._lock_runs = original
+    writer.join(timeout=60)
+    assert len(outcome) == 1 and isinstance(outcome[0], NotFound), outcome
+    assert not Metric.objects.filter(run_id=run.pk).exists()
+    assert not LatestMetric.objects.filter(run_id=run.pk).exists()
