@@ -129,7 +129,7 @@ class ManagedServer:
         with psycopg.connect(f"{PG_URL}/{self.database}", autocommit=True) as conn:
             conn.execute("ANALYZE")
 
-    def start(self, env: dict[str, str], *, ready_path: str, timeout: float = 240, pass_fds: tuple = ()) -> None:
+    def start(self, env: dict[str, str], *, ready_path: str, timeout: float = 240) -> None:
         """Start the command in its own process group and wait until ``ready_path`` answers 200."""
         BENCH_VAR.mkdir(parents=True, exist_ok=True)
         self.log_path = BENCH_VAR / f"{self.name}.log"
@@ -142,7 +142,6 @@ class ManagedServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            pass_fds=pass_fds,
         )
         try:
             self._wait_ready(ready_path, timeout)
@@ -257,22 +256,20 @@ def start_ours(backend: str, *, server: str = "daphne", workers: int = 1) -> Man
     env = prepare_ours(backend)
     token = env.pop("BENCH_TOKEN")
     port = free_port()
-    pass_fds: tuple = ()
     if server == "daphne" and workers == 1:
         command = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "mlplatform.asgi:application"]
     elif server == "daphne":
-        # Several daphne processes accept on one inherited listening socket (as under systemd socket activation).
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", port))
-        listener.listen(1024)
-        listener.set_inheritable(True)
-        fd = listener.fileno()
-        pass_fds = (fd,)
-        daphne = [str(VENV_BIN / "daphne"), "--fd", str(fd), "mlplatform.asgi:application"]
-        # One shell parent per group so stop() reaches every worker through the process group.
-        script = " & ".join([" ".join(daphne)] * workers) + " & wait"
-        command = ["/bin/sh", "-c", script]
+        # The documented production launcher: N daphne processes accepting on one socket it binds.
+        command = [
+            str(VENV_BIN / "python"),
+            str(ROOT / "scripts" / "serve.py"),
+            "--workers",
+            str(workers),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
     elif server == "uvicorn":
         command = [
             str(VENV_BIN / "uvicorn"),
@@ -300,9 +297,7 @@ def start_ours(backend: str, *, server: str = "daphne", workers: int = 1) -> Man
     )
     managed.seed = lambda runs, name: _seed_with([str(VENV_BIN / "python"), "-m", "bench.seed_ours"], env, runs, name)
     managed.database = "bench_ours" if backend == "pg" else None
-    managed.start(env, ready_path="/healthz", pass_fds=pass_fds)
-    if pass_fds:
-        socket.socket(fileno=pass_fds[0]).detach()  # the children hold it; the parent's copy stays open until exit
+    managed.start(env, ready_path="/healthz")
     return managed
 
 

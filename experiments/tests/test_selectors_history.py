@@ -97,3 +97,25 @@ def test_bulk_history_matches_each_series_read_alone(editor, run, series, experi
         for entry, (r, k) in zip(bulk, [(r, k) for r in (run, other) for k in ("loss", "acc", "loss")], strict=True):
             alone, _ = selectors.history_points(run=r, key=k, max_points=max_points or 10_000)
             same([(p["step"], p["timestamp"], p["value"]) for p in entry["points"]], alone)
+
+
+def test_a_downsampled_read_is_served_from_the_cache_until_the_run_is_written(
+    editor, run, series, django_assert_num_queries
+):
+    first, _ = selectors.history_points(run=run, key="loss", max_points=50)
+    with django_assert_num_queries(0):  # the same answer, without reading the series again
+        again, _ = selectors.history_points(run=run, key="loss", max_points=50)
+    assert again == first
+    log(editor, run, [(400, 1400, 9.0)])  # any write bumps the run's seq: the next read sees the new point
+    fresh, _ = selectors.history_points(run=run, key="loss", max_points=50)
+    assert fresh[-1] == (400, 1400, 9.0)
+    other, _ = selectors.history_points(run=run, key="loss", max_points=40)  # each size is its own answer
+    assert 30 < len(other) <= 40 < len(fresh)
+
+
+def test_downsampling_still_answers_when_the_cache_is_down(run, series, settings):
+    settings.CACHES = {"default": {"BACKEND": "mlplatform.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
+    points, _ = selectors.history_points(run=run, key="loss", max_points=50)
+    steps = np.array([p[0] for p in series], dtype=float)
+    values = np.array([p[2] for p in series], dtype=float)
+    same(points, [series[i] for i in lttb_indices(steps, values, 50)])
