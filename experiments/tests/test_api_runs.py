@@ -1,8 +1,12 @@
 """Native API: runs (create, list/search, detail, update, delete/restore, tags, events)."""
 
-import pytest
+import math
 
-from experiments import services
+import pytest
+from rest_framework import serializers
+
+from experiments import selectors, services
+from experiments.api.serializers import RunOutputSerializer
 from experiments.models import LifecycleStage, Run, RunTag
 from experiments.tests.api import assert_error, url
 from experiments.tests.factories import ExperimentFactory, LatestMetricFactory, ParamFactory, RunFactory, RunTagFactory
@@ -196,3 +200,22 @@ def test_events_catch_up(client_for, editor, run):
 @pytest.mark.parametrize("since", ["-1", "x", "1.5"])
 def test_events_bad_since_is_400(client_for, editor, run, since):
     assert_error(client_for(editor).get(url("run-events", run_uuid=run.run_uuid), {"since": since}), 400)
+
+
+@pytest.mark.parametrize("with_user", [True, False])
+def test_run_rendering_equals_drf_field_by_field_rendering(editor, run, with_user):
+    """RunOutputSerializer builds its dict directly; it must say exactly what its declared fields say."""
+    services.log_batch(
+        user=editor,
+        run=run,
+        metrics=[{"key": "loss", "value": math.nan, "step": 3, "timestamp": 9}, {"key": "acc", "value": 0.5}],
+        params=[{"key": "lr", "value": "0.1"}],
+        tags=[{"key": "note", "value": "x"}],
+    )
+    if not with_user:
+        Run.objects.filter(pk=run.pk).update(user=None)
+    loaded = selectors.run_detail(user=editor, run_uuid=run.run_uuid)
+    serializer = RunOutputSerializer()
+    fast = serializer.to_representation(loaded)
+    assert fast == dict(serializers.ModelSerializer.to_representation(serializer, loaded))
+    assert fast["metrics"]["loss"]["value"] == "NaN" and fast["params"] == {"lr": "0.1"}
