@@ -421,7 +421,7 @@ def history(bench: Bench) -> list[Measurement]:
 
             def native_downsampled(_i: int, client: Client = client, path: str = path, cold: bool = False) -> float:
                 # A cold read asks for a size no read asked before, so no cached answer can serve it.
-                wanted = max(3, sampled_points - next(cold_sizes)) if cold else sampled_points
+                wanted = max(5, sampled_points - next(cold_sizes)) if cold else sampled_points  # 5: the API minimum
                 answer = client.get(path, {"max_points": wanted})
                 got = len(answer.json()["points"])
                 if not 0 < got <= wanted:
