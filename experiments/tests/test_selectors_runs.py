@@ -94,7 +94,7 @@ def test_run_list_queries_do_not_grow_with_runs(viewer, experiment, count, djang
     with django_assert_num_queries(2):
         page = selectors.search_runs(user=viewer)
         for run in page.runs:
-            list(run.params.all()), list(run.tags.all()), list(run.latest_metrics.all()), run.user, run.experiment
+            list(run.params.all()), list(run.tags.all()), list(run.latest_metrics.all()), run.user, run.experiment_id
     assert len(page.runs) == count
 
 

@@ -220,7 +220,7 @@ def test_search_page_loads_details_in_fixed_queries(runs, viewer, experiment, dj
                 {t.key: t.value for t in run.tags.all()},
                 {m.key: m.float_value for m in run.latest_metrics.all()},
                 run.user.username,
-                run.experiment.name,
+                run.experiment_id,
             )
             for run in page.runs
         }
