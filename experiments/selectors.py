@@ -323,6 +323,18 @@ def attach_run_details(runs: list[Run]) -> list[Run]:
     return runs
 
 
+def run_details(run: Run, relation: str) -> Iterable[Any]:
+    """``run.<relation>.all()`` (params, tags or latest_metrics), straight from ``attach_run_details``' cache.
+
+    Going through ``run.params`` builds a related-manager object per run and relation; for a page of 100
+    runs that was 300 managers and 1 ms of rendering.
+    """
+    cache = getattr(run, "_prefetched_objects_cache", None)
+    if cache is not None and relation in cache:
+        return cache[relation]
+    return getattr(run, relation).all()
+
+
 def latest_metrics_for_runs(runs: Iterable[Run]) -> dict[int, dict[str, LatestMetric]]:
     """``{run.pk: {key: LatestMetric}}`` in one query (for views not using ``with_run_details``)."""
     result: dict[int, dict[str, LatestMetric]] = {}

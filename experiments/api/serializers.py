@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from experiments.limits import INT64_MAX, INT64_MIN
 from experiments.models import Experiment, Run, RunStatus
+from experiments.selectors import run_details
 from mlplatform.fields import TagMapField
 from mlplatform.nonfinite import encode_float
 
@@ -201,19 +202,19 @@ class RunOutputSerializer(serializers.ModelSerializer):
             "locked": run.locked,
             "last_seq": run.last_seq,
             "params": self.get_params(run),
-            "tags": {tag.key: tag.value for tag in run.tags.all()},
+            "tags": {tag.key: tag.value for tag in run_details(run, "tags")},
             "metrics": self.get_metrics(run),
         }
 
     def get_params(self, run: Run) -> dict[str, str]:
         """Params as ``{key: value}``."""
-        return {param.key: param.value for param in run.params.all()}
+        return {param.key: param.value for param in run_details(run, "params")}
 
     def get_metrics(self, run: Run) -> dict[str, Any]:
         """Latest metrics as ``{key: {value, step, timestamp}}``."""
         return {
             metric.key: {"value": encode_float(metric.float_value), "step": metric.step, "timestamp": metric.timestamp}
-            for metric in run.latest_metrics.all()
+            for metric in run_details(run, "latest_metrics")
         }
 
 

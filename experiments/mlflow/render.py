@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from experiments.models import Experiment, Run
+from experiments.selectors import run_details
 from mlplatform.nonfinite import encode_float
 
 NOTE_TAG = "mlflow.note.content"
@@ -76,9 +77,11 @@ def run_json(
     return {
         "info": run_info_json(run),
         "data": {
-            "metrics": [metric_json(m.key, m.float_value, m.timestamp, m.step) for m in run.latest_metrics.all()],
-            "params": key_values(run.params.all()),
-            "tags": key_values(run.tags.all()),
+            "metrics": [
+                metric_json(m.key, m.float_value, m.timestamp, m.step) for m in run_details(run, "latest_metrics")
+            ],
+            "params": key_values(run_details(run, "params")),
+            "tags": key_values(run_details(run, "tags")),
         },
         "inputs": inputs or {},
         "outputs": outputs or {},
