@@ -37,6 +37,7 @@ from mlplatform.cache import RedisCache
 logger = logging.getLogger("mlplatform.cache")
 
 CHANNEL = "mlplatform:near-cache:forget"
+MAX_ENTRIES = 10_000  # copies per process; beyond it expired copies go, then all (they are only a shortcut)
 RETRY_SECONDS = 5.0
 SUBSCRIBE_TIMEOUT_SECONDS = 1.0
 
@@ -83,7 +84,16 @@ class NearCache:
         data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         with self._lock:
             if self._listening() and self._forgotten == seen:
+                if len(self._entries) >= MAX_ENTRIES:
+                    self._prune()
                 self._entries[key] = (time.monotonic() + self.ttl, data)
+
+    def _prune(self) -> None:
+        """Bound memory: drop expired copies, and every copy if that is not enough (called with the lock)."""
+        now = time.monotonic()
+        self._entries = {key: entry for key, entry in self._entries.items() if entry[0] > now}
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
 
     # Forgetting ------------------------------------------------------------------------------
 

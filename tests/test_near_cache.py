@@ -177,3 +177,20 @@ def test_redis_down_raises_to_the_caller_who_falls_back(processes):
             here.forget([key()])
         here.clear_local()
         assert here._entries == {}
+
+
+@needs_redis
+def test_copies_are_bounded(processes, monkeypatch):
+    here, _ = processes
+    monkeypatch.setattr(near_cache, "MAX_ENTRIES", 3)
+    here.ttl = 0.05
+    for index in range(3):
+        here.set(f"{key()}-{index}", index, 10)
+    time.sleep(0.1)  # all three expired: the next copy drops them
+    fresh = key()
+    here.ttl = 10
+    here.set(fresh, "fresh", 10)
+    assert list(here._entries) == [fresh]
+    for index in range(3):  # full of live copies: the next one starts over
+        here.set(f"{key()}-{index}", index, 10)
+    assert len(here._entries) == 1
