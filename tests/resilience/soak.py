@@ -76,6 +76,8 @@ class Soak:
         self.counts = {"writers": writers, "readers": readers, "searchers": searchers, "subscribers": subscribers}
         self.stats = Stats()
         self.stop = threading.Event()
+        # Set once every writer has returned: until then a write in flight may still add to ``sent``.
+        self.writers_done = threading.Event()
         self.runs: list[str] = []
         self.sent: dict[str, int] = defaultdict(int)
         self.pushed: dict[str, set[int]] = defaultdict(set)
@@ -139,7 +141,10 @@ class Soak:
     async def subscribe(self, run_id: str) -> None:
         url = self.url.replace("http://", "ws://") + f"/ws/runs/{run_id}/?token={self.token}"
         last = 0
-        while not (self.stop.is_set() and len(self.pushed[run_id]) >= self.sent[run_id]):
+        # Done when the writers are done and every point they sent was pushed. Checking ``stop`` instead let a
+        # subscriber leave while a writer's last batch was in flight (its 200, hence ``sent``, came after the
+        # check): seen when the server's 60 s idle close of this listen-only client coincided with the end.
+        while not (self.writers_done.is_set() and len(self.pushed[run_id]) >= self.sent[run_id]):
             try:
                 async with websockets.connect(
                     f"{url}&since={last}", origin=self.url, proxy=None, open_timeout=10
@@ -171,7 +176,8 @@ class Soak:
             response.raise_for_status()
             self.runs.append(response.json()["run_id"])
         self.drain_deadline = float("inf")
-        threads = [threading.Thread(target=self.writer, args=(run_id,)) for run_id in self.runs]
+        writers = [threading.Thread(target=self.writer, args=(run_id,)) for run_id in self.runs]
+        threads = list(writers)
         threads += [threading.Thread(target=self.reader, args=(i,)) for i in range(self.counts["readers"])]
         threads += [threading.Thread(target=self.searcher) for _ in range(self.counts["searchers"])]
         subscribed = self.runs[: self.counts["subscribers"]]
@@ -186,6 +192,9 @@ class Soak:
         time.sleep(max(0.0, duration - warm_up))
         self.stop.set()
         self.drain_deadline = time.monotonic() + 30
+        for thread in writers:
+            thread.join(timeout=45)
+        self.writers_done.set()
         for thread in threads:
             thread.join(timeout=45)
         elapsed = time.monotonic() - started
