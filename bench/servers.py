@@ -52,8 +52,8 @@ def reset_postgres_database(name: str) -> str:
     return f"{PG_URL}/{name}"
 
 
-def _descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it (read from /proc)."""
+def children_by_parent() -> dict[int, list[int]]:
+    """Every process's direct children, by parent pid (read from /proc once)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -64,6 +64,12 @@ def _descendants(pid: int) -> list[int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    children = children_by_parent()
     found, todo = [], [pid]
     while todo:
         current = todo.pop()

@@ -135,6 +135,12 @@ def with_run_details(queryset: QuerySet[Run]) -> QuerySet[Run]:
     )
 
 
+def _check_run_uuid(run_uuid: Any) -> None:
+    """A run id that is not 32 lowercase hex digits names no run: 404, without a query."""
+    if not isinstance(run_uuid, str) or not RUN_UUID_RE.match(run_uuid):
+        raise NotFound("Run not found.")
+
+
 def _run_by_uuid(run_uuid: str) -> Run | None:
     """The run (with experiment and user) or None; ``run_uuid`` is unique, so no ORDER BY (``first()`` adds one)."""
     return next(iter(Run.objects.select_related("experiment", "user").filter(run_uuid=run_uuid).order_by()[:1]), None)
@@ -155,8 +161,7 @@ def run_for_logging(*, user: Any, run_uuid: str) -> Run:
     the write statement itself locks the row and refuses a deleted or locked run. One short
     statement with no ORM compilation and no joins; other fields are deferred (reading one loads it).
     """
-    if not isinstance(run_uuid, str) or not RUN_UUID_RE.match(run_uuid):
-        raise NotFound("Run not found.")
+    _check_run_uuid(run_uuid)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(name) for name in RUN_IDENTITY_FIELDS)
     sql = f"SELECT {columns} FROM {quote(Run._meta.db_table)} WHERE run_uuid = %s"  # noqa: S608
@@ -170,8 +175,7 @@ def run_for_logging(*, user: Any, run_uuid: str) -> Run:
 
 def run_get(*, user: Any, run_uuid: str, action: Action = Action.READ) -> Run:
     """One run by its public id, checked for ``action``."""
-    if not isinstance(run_uuid, str) or not RUN_UUID_RE.match(run_uuid):
-        raise NotFound("Run not found.")
+    _check_run_uuid(run_uuid)
     run = _run_by_uuid(run_uuid)
     if run is None:
         raise NotFound("Run not found.")
@@ -181,8 +185,7 @@ def run_get(*, user: Any, run_uuid: str, action: Action = Action.READ) -> Run:
 
 def run_detail(*, user: Any, run_uuid: str) -> Run:
     """One run with its params, tags and latest metrics (a fixed number of queries)."""
-    if not isinstance(run_uuid, str) or not RUN_UUID_RE.match(run_uuid):
-        raise NotFound("Run not found.")
+    _check_run_uuid(run_uuid)
     run = _run_by_uuid(run_uuid)
     if run is None:
         raise NotFound("Run not found.")
@@ -329,9 +332,9 @@ def run_details(run: Run, relation: str) -> Iterable[Any]:
     Going through ``run.params`` builds a related-manager object per run and relation; for a page of 100
     runs that was 300 managers and 1 ms of rendering.
     """
-    cache = getattr(run, "_prefetched_objects_cache", None)
-    if cache is not None and relation in cache:
-        return cache[relation]
+    prefetched = getattr(run, "_prefetched_objects_cache", None)
+    if prefetched is not None and relation in prefetched:
+        return prefetched[relation]
     return getattr(run, relation).all()
 
 

@@ -40,15 +40,19 @@ def deployment_group(deployment_id: int) -> str:
     return f"deployment.{deployment_id}"
 
 
+async def _send_logged(layer: Any, group: str, message: dict[str, Any]) -> None:
+    """Send to a group; failures are logged, never raised to the writer."""
+    try:
+        await layer.group_send(group, message)
+    except Exception:  # Redis down: the write already committed; clients resync on reconnect
+        logger.warning("event publish failed", extra={"group": group}, exc_info=True)
+
+
 def send_now(group: str, message: dict[str, Any]) -> None:
     """Send to a group immediately; failures are logged, never raised to the writer."""
     layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(group, message)
-    except Exception:  # Redis down: the write already committed; clients resync on reconnect
-        logger.warning("event publish failed", extra={"group": group}, exc_info=True)
+    if layer is not None:
+        async_to_sync(_send_logged)(layer, group, message)
 
 
 def publish(group: str, message: dict[str, Any]) -> None:
@@ -84,7 +88,4 @@ async def publish_collected(events: list[Event]) -> None:
     if layer is None:
         return
     for group, message in events:
-        try:
-            await layer.group_send(group, message)
-        except Exception:  # Redis down: the write already committed; clients resync on reconnect
-            logger.warning("event publish failed", extra={"group": group}, exc_info=True)
+        await _send_logged(layer, group, message)

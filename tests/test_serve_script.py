@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.servers import children_by_parent
 from tests.server import ROOT, start_daphne
 
 SERVE = ROOT / "scripts" / "serve.py"
@@ -28,17 +29,8 @@ def test_options_are_checked(monkeypatch):
 
 
 def workers_of(pid: int) -> list[int]:
-    """Child process ids of ``pid`` (Linux /proc)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                children.append(int(entry.name))
-    return children
+    """Child process ids of ``pid``."""
+    return children_by_parent().get(pid, [])
 
 
 @pytest.fixture
