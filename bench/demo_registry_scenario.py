@@ -297,9 +297,21 @@ def main() -> int:
     alerts = api.call("GET", f"deployments/{d_rollback['id']}/alerts/")["results"]
     print(f"  alerts on the deployment: {[(a['metric'], a['state'], round(a['value'], 1)) for a in alerts]}")
 
-    step("Checking what the receiver and the live stream saw")
-    wait_for(lambda: Counter(e["type"] for e in receiver.events)["monitoring.alert"] >= 2, "the alert webhooks")
-    wait_for(lambda: any(m["kind"] == "alert" for m in live.messages), "the alert on the live stream")
+    step("Checking what the receiver, the live stream and the API saw")
+    expected_webhooks = {
+        "webhook.test": 1,
+        "model_version.created": 2,
+        "model_version.alias_changed": 1,
+        "model_version.stage_changed": 2,
+        "deployment.changed": 4,
+        "monitoring.alert": 2,
+    }
+    # Deliveries run in the server's background pool, in any order: wait for all of them, not just the last.
+    wait_for(
+        lambda: all(Counter(e["type"] for e in receiver.events)[t] >= n for t, n in expected_webhooks.items()),
+        "every webhook delivery",
+    )
+    wait_for(lambda: Counter(m["kind"] for m in live.messages)["alert"] >= 2, "the alerts on the live stream")
     kinds = Counter(event["type"] for event in receiver.events)
     live_kinds = Counter(message["kind"] for message in live.messages)
     print(f"  webhooks: {dict(kinds)}; bad signatures: {receiver.bad_signatures}")
@@ -308,13 +320,26 @@ def main() -> int:
     print(
         "  live now: " + "; ".join(f"v{d['version']} in {d['environment_name']} by {d['created_by']}" for d in listing)
     )
+    events = api.call("GET", f"deployments/{d_rollback['id']}/events/")["results"]
+    print("  events of the rolled-back deployment (API): " + ", ".join(f"#{e['seq']} {e['kind']}" for e in events))
+
+    def recorded_statuses() -> Counter:
+        deliveries = api.call("GET", f"webhooks/{hook['id']}/deliveries/?page_size=100")["results"]
+        return Counter(d["status"] for d in deliveries)
+
+    # The server records an attempt just after the receiver has answered it.
+    all_succeeded = Counter({"succeeded": sum(expected_webhooks.values())})
+    wait_for(lambda: recorded_statuses() == all_succeeded, "every delivery recorded as succeeded")
+    delivered = recorded_statuses()
+    print(f"  webhook deliveries recorded (API): {dict(delivered)}")
     problems = []
-    if kinds["model_version.created"] != 2:
-        problems.append("expected 2 model_version.created webhooks")
-    if kinds["deployment.changed"] < 4:
-        problems.append("expected 4 deployment.changed webhooks")
-    if kinds["webhook.test"] != 1:
-        problems.append("expected the test delivery")
+    for event_type, count in expected_webhooks.items():
+        if kinds[event_type] != count:
+            problems.append(f"expected {count} {event_type} webhook(s), the receiver got {kinds[event_type]}")
+    if [e["kind"] for e in events] != ["rolled_back", "alert_raised", "alert_resolved"]:
+        problems.append("the API should list rolled_back, alert_raised, alert_resolved for the restored deployment")
+    if delivered != all_succeeded:
+        problems.append("every delivery should be recorded as succeeded")
     if receiver.bad_signatures:
         problems.append("some webhook signatures did not verify")
     if not (live_kinds["status"] and live_kinds["metrics"] and live_kinds["alert"] >= 2):
@@ -324,7 +349,10 @@ def main() -> int:
     for problem in problems:
         print(f"  PROBLEM: {problem}")
     print("\nDone." if not problems else "\nFailed.")
-    print(f"Admin: {args.base_url.rstrip('/')}/admin/registry/deployment/?model__id__exact={model['id']}")
+    admin = args.base_url.rstrip("/") + "/admin/registry/"
+    print(f"Admin: {admin}deployment/?model__id__exact={model['id']} (open one for its events; 'Roll back' action)")
+    print(f"       {admin}registeredmodel/{model['id']}/change/ (versions inline)")
+    print(f"       {admin}webhook/{hook['id']}/change/ (deliveries inline)")
     return 1 if problems else 0
 
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.permissions import Action, can
 from mlplatform.errors import ServiceError
 from registry import services, webhooks
 from registry.models import (
+    SOURCE_MAX,
     Alert,
     AlertRule,
     Alias,
@@ -27,6 +34,25 @@ from registry.models import (
     Webhook,
     WebhookDelivery,
 )
+
+
+class NoAddMixin:
+    """For rows only services create (versions, deployments, events, alerts…): the admin shows and filters them.
+
+    An add form would bypass the service's rules (numbering, one live deployment, events) and its required
+    read-only fields would make it fail anyway.
+    """
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+
+class TeamFixedOnChangeMixin:
+    """``team`` is chosen when the row is created, then read-only: children denormalise it (``team_id``)."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        fields = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        return [*fields, "team"] if obj is not None and "team" not in fields else fields
 
 
 class RegisteredModelTagInline(admin.TabularInline):
@@ -64,7 +90,7 @@ class AliasInline(admin.TabularInline):
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(TeamFixedOnChangeMixin, admin.ModelAdmin):
     """Registered models with their versions, aliases and tags."""
 
     list_display = ["name", "team", "last_version", "created_by", "updated_at"]
@@ -95,7 +121,7 @@ class StageTransitionInline(admin.TabularInline):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(NoAddMixin, admin.ModelAdmin):
     """Model versions with tags and stage history."""
 
     list_display = ["__str__", "team", "current_stage", "status", "created_by", "created_at"]
@@ -124,7 +150,7 @@ class ModelVersionTagAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alias)
-class AliasAdmin(admin.ModelAdmin):
+class AliasAdmin(NoAddMixin, admin.ModelAdmin):
     """Aliases (moved through the API so the move is audited)."""
 
     list_display = ["__str__", "version", "updated_by", "updated_at"]
@@ -133,7 +159,7 @@ class AliasAdmin(admin.ModelAdmin):
 
 
 @admin.register(StageTransition)
-class StageTransitionAdmin(admin.ModelAdmin):
+class StageTransitionAdmin(NoAddMixin, admin.ModelAdmin):
     """Stage transition history (read-only)."""
 
     list_display = ["version", "from_stage", "to_stage", "user", "created_at"]
@@ -142,7 +168,7 @@ class StageTransitionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(admin.ModelAdmin):
+class EnvironmentAdmin(TeamFixedOnChangeMixin, admin.ModelAdmin):
     """Environments in promotion order."""
 
     list_display = ["name", "team", "position", "created_at"]
@@ -173,8 +199,12 @@ class AlertRuleInline(admin.TabularInline):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
-    """Deployments with their events; the "rollback" action restores the previous live version."""
+class DeploymentAdmin(NoAddMixin, admin.ModelAdmin):
+    """Deployments with their events; the "rollback" action restores the previous live version.
+
+    Every field is read-only: a deployment changes only through deploy/promote/rollback/status, which record
+    a ``DeploymentEvent`` and an audit event (the API, the pages or the action below).
+    """
 
     list_display = ["id", "model", "version", "environment", "status", "origin", "created_by", "created_at"]
     list_filter = ["status", "environment", "team", "origin"]
@@ -188,6 +218,8 @@ class DeploymentAdmin(admin.ModelAdmin):
         "status",
         "origin",
         "source",
+        "endpoint_url",
+        "config",
         "created_by",
         "created_at",
         "updated_at",
@@ -198,12 +230,24 @@ class DeploymentAdmin(admin.ModelAdmin):
     inlines = [DeploymentEventInline, AlertRuleInline]
     actions = ["rollback"]
 
+    def save_model(self, request: HttpRequest, obj: Deployment, form: forms.ModelForm, change: bool) -> None:
+        """Nothing of the deployment itself is editable here (only its alert rules, saved as inlines).
+
+        Re-saving the row would write back ``status`` and ``last_seq`` as read at the start of the request,
+        racing a concurrent status change or metric batch.
+        """
+
     @admin.action(description="Roll back to the previously live version")
     def rollback(self, request: HttpRequest, queryset: QuerySet) -> None:
-        """Roll back each selected live deployment's model and environment (audited like the API)."""
+        """Roll back each selected live (or failed) deployment's model and environment (audited like the API)."""
         for deployment in queryset.select_related("model", "environment"):
-            if deployment.status != DeploymentStatus.LIVE:
-                self.message_user(request, f"Deployment {deployment.pk} is not live; skipped.", messages.WARNING)
+            if deployment.status not in (DeploymentStatus.LIVE, DeploymentStatus.FAILED):
+                self.message_user(
+                    request,
+                    f"Deployment {deployment.pk} is {deployment.status}; only a live or failed one can be rolled "
+                    "back; skipped.",
+                    messages.WARNING,
+                )
                 continue
             try:
                 restored = services.rollback(
@@ -221,7 +265,7 @@ class DeploymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeploymentEvent)
-class DeploymentEventAdmin(admin.ModelAdmin):
+class DeploymentEventAdmin(NoAddMixin, admin.ModelAdmin):
     """Deployment events (read-only)."""
 
     list_display = ["deployment", "seq", "kind", "from_status", "to_status", "actor", "created_at"]
@@ -240,7 +284,7 @@ class DeploymentEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(MonitoringMetric)
-class MonitoringMetricAdmin(admin.ModelAdmin):
+class MonitoringMetricAdmin(NoAddMixin, admin.ModelAdmin):
     """Monitoring points (read-only)."""
 
     list_display = ["deployment", "key", "value", "timestamp", "seq"]
@@ -258,7 +302,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(NoAddMixin, admin.ModelAdmin):
     """Alerts raised and resolved (read-only)."""
 
     list_display = ["rule", "deployment", "state", "value", "raised_at", "resolved_at"]
@@ -280,10 +324,46 @@ class WebhookDeliveryInline(admin.TabularInline):
         return False
 
 
-@admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
-    """Webhooks with their deliveries; the secret is never displayed."""
+def _service_check(check: Callable[[Any], Any], value: Any) -> Any:
+    """Run a service validator on a form value; its InvalidInput becomes the field's error."""
+    try:
+        return check(value)
+    except ServiceError as exc:
+        raise ValidationError(exc.message) from exc
 
+
+class WebhookAdminForm(forms.ModelForm):
+    """Validates like the API (http(s) URL, known event types) and checks the caller's role on the team."""
+
+    request: HttpRequest | None = None
+    url = forms.URLField(max_length=SOURCE_MAX, assume_scheme="https")
+
+    class Meta:
+        model = Webhook
+        fields = ["team", "name", "url", "event_types", "is_active"]
+
+    def clean_url(self) -> str:
+        return _service_check(services.clean_webhook_url, self.cleaned_data.get("url"))
+
+    def clean_event_types(self) -> list[str]:
+        return _service_check(services.clean_event_types, self.cleaned_data.get("event_types"))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        team = cleaned.get("team") or (self.instance.team if self.instance.team_id else None)
+        if team is not None and self.request is not None and not can(self.request.user, Action.MANAGE, team):
+            raise ValidationError("Your role does not allow managing this team's webhooks; it needs the admin role.")
+        return cleaned
+
+
+@admin.register(Webhook)
+class WebhookAdmin(TeamFixedOnChangeMixin, admin.ModelAdmin):
+    """Webhooks with their deliveries; the secret is generated on creation, shown once, never displayed again.
+
+    Create, change and delete go through the services, so they are validated and audited like the API.
+    """
+
+    form = WebhookAdminForm
     list_display = ["name", "team", "url", "is_active", "created_at"]
     list_filter = ["is_active", "team"]
     search_fields = ["name", "url"]
@@ -292,6 +372,40 @@ class WebhookAdmin(admin.ModelAdmin):
     readonly_fields = ["created_by", "created_at"]
     inlines = [WebhookDeliveryInline]
     actions = ["send_test_delivery"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> type:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request = request
+        return form
+
+    def save_model(self, request: HttpRequest, obj: Webhook, form: forms.ModelForm, change: bool) -> None:
+        """Create through ``webhook_create`` (fresh secret, shown once) or update through ``webhook_update``."""
+        values = {"name": obj.name, "url": obj.url, "event_types": obj.event_types, "is_active": obj.is_active}
+        if change:
+            services.webhook_update(user=request.user, webhook=obj, request=request, **values)
+            return
+        created = services.webhook_create(user=request.user, team=obj.team, request=request, **values)
+        obj.pk = created.pk
+        obj.refresh_from_db()
+        obj._state.adding = False
+        self.message_user(
+            request,
+            f"Signing secret of webhook {created.name!r}, shown only this once (configure your receiver with it): "
+            f"{created.secret}",
+            messages.WARNING,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Webhook) -> None:
+        """Delete through the service (role check + audit event)."""
+        try:
+            services.webhook_delete(user=request.user, webhook=obj, request=request)
+        except ServiceError as exc:
+            self.message_user(request, f"{obj.name}: {exc.message}", messages.ERROR)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Bulk delete, one service call per webhook."""
+        for webhook in queryset:
+            self.delete_model(request, webhook)
 
     @admin.action(description="Send a test delivery")
     def send_test_delivery(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -306,7 +420,7 @@ class WebhookAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(NoAddMixin, admin.ModelAdmin):
     """Delivery attempts; "retry now" sends due pending ones."""
 
     list_display = ["webhook", "event_type", "attempt", "status", "status_code", "duration_ms", "created_at"]

@@ -921,10 +921,14 @@ def rollback(
 ) -> Deployment:
     """Put the previously live version of a model back live in an environment (admin).
 
-    "Previous" is the most recently live deployment there whose version differs from the current one;
-    when there is none, nothing changes and the answer is a 409 saying so.
+    "Current" is the live deployment there or, when the newest deployment to have gone live has since
+    been reported failed, that failed one (rolling back is what one does about it). "Previous" is the
+    most recently live deployment there whose version differs from the current one; when there is
+    none, nothing changes and the answer is a 409 saying so.
     """
     authorize(user, Action.DEPLOY, model, label="Registered model")
+    if environment.team_id != model.team_id:
+        raise InvalidInput(f"Environment {environment.name!r} belongs to another team than the model.")
     current = (
         Deployment.objects.select_for_update(of=("self",))
         .select_related("version")
@@ -932,7 +936,17 @@ def rollback(
         .first()
     )
     if current is None:
-        raise Conflict(f"{model.name!r} has no live deployment in {environment.name!r}; there is nothing to roll back.")
+        newest = (
+            Deployment.objects.select_related("version")
+            .filter(model=model, environment=environment, went_live_at__isnull=False)
+            .order_by("-went_live_at", "-id")
+            .first()
+        )
+        if newest is None or newest.status != DeploymentStatus.FAILED:
+            raise Conflict(
+                f"{model.name!r} has no live deployment in {environment.name!r}; there is nothing to roll back."
+            )
+        current = newest
     previous = (
         Deployment.objects.select_related("version", "version__model")
         .filter(model=model, environment=environment, went_live_at__isnull=False)
@@ -947,7 +961,7 @@ def rollback(
             code="no_previous_version",
         )
     comment = _description(comment, "comment")
-    restored, _ = _go_live(
+    restored, retired = _go_live(
         user=user,
         version=previous.version,
         environment=environment,
@@ -968,7 +982,7 @@ def rollback(
             "from_version": current.version.version,
             "to_version": previous.version.version,
             "environment": environment.name,
-            "retired": [current.pk],
+            "retired": [d.pk for d in retired],
         },
     )
     return restored
@@ -1236,7 +1250,8 @@ def alert_rule_delete(*, user: Any, rule: AlertRule, request: Any = None) -> Non
 SUBSCRIBABLE = [t.value for t in WebhookEventType if t is not WebhookEventType.TEST]
 
 
-def _webhook_url(url: Any) -> str:
+def clean_webhook_url(url: Any) -> str:
+    """A webhook URL: absolute http(s); raises InvalidInput otherwise (shared by the API and the admin)."""
     url = _text(url, "url", max_length=SOURCE_MAX)
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -1244,7 +1259,8 @@ def _webhook_url(url: Any) -> str:
     return url
 
 
-def _event_types(event_types: Any) -> list[str]:
+def clean_event_types(event_types: Any) -> list[str]:
+    """Subscribed event types: a non-empty list drawn from SUBSCRIBABLE, sorted and de-duplicated."""
     if not isinstance(event_types, list | tuple) or not event_types:
         raise InvalidInput(f"event_types must be a non-empty list drawn from {', '.join(SUBSCRIBABLE)}.")
     unknown = [item for item in event_types if item not in SUBSCRIBABLE]
@@ -1262,8 +1278,8 @@ def webhook_create(
     webhook = Webhook.objects.create(
         team=team,
         name=_text(name, "name", max_length=100),
-        url=_webhook_url(url),
-        event_types=_event_types(event_types),
+        url=clean_webhook_url(url),
+        event_types=clean_event_types(event_types),
         is_active=bool(is_active),
         secret="whsec_" + secrets.token_urlsafe(32),
         created_by=user,
@@ -1294,9 +1310,9 @@ def webhook_update(
     if name is not None:
         webhook.name = _text(name, "name", max_length=100)
     if url is not None:
-        webhook.url = _webhook_url(url)
+        webhook.url = clean_webhook_url(url)
     if event_types is not None:
-        webhook.event_types = _event_types(event_types)
+        webhook.event_types = clean_event_types(event_types)
     if is_active is not None:
         if not isinstance(is_active, bool):
             raise InvalidInput("is_active must be true or false.")

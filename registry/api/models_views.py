@@ -71,6 +71,7 @@ class ModelListView(RegistryView):
             name=data["name"],
             description=data["description"],
             tags=data.get("tags"),
+            request=request,
         )
         return Response(_model_out(model), status=201)
 

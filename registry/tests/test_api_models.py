@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from accounts.models import Team
+from accounts.models import AuditEvent, Team
 from registry.models import Alias, ModelVersion, RegisteredModel, RegisteredModelTag, StageTransition
 from registry.tests.factories import ModelVersionFactory, RegisteredModelFactory
 
@@ -31,6 +31,8 @@ def test_create_model(client_for, editor, team):
         editor.username,
     )
     assert RegisteredModel.objects.filter(team=team, name="fraud").exists()
+    audit = AuditEvent.objects.get(action="registry.model.create")
+    assert (audit.actor, audit.ip) == (editor, "127.0.0.1")  # the request reaches the audit log
 
 
 def test_create_model_defaults_to_personal_team(client_for, editor):

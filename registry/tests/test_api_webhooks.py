@@ -85,3 +85,40 @@ def test_foreign_webhook_is_404(client_for, team_admin, other_team):
     response = client_for(team_admin).post(url("registry-webhook-test", webhook_id=hook.pk))
     assert response.status_code == 404
     assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_receiver_does_not_slow_the_api(client_for, team_admin, team, model, receiver, settings):
+    """Deploy through the API while every receiver hangs: the answer comes back at once, delivery later."""
+    import threading
+    import time
+
+    from registry.tests.factories import EnvironmentFactory, ModelVersionFactory
+
+    settings.WEBHOOK_TIMEOUT_SECONDS = 30
+    version = ModelVersionFactory(model=model)
+    environment = EnvironmentFactory(team=team, name="staging")
+    hook = WebhookFactory(team=team, url=receiver.url, event_types=["deployment.changed"])
+    receiver.secret = hook.secret
+    receiver.gate = threading.Event()  # the receiver holds every request until released
+    client = client_for(team_admin)
+    started = time.monotonic()
+    response = client.post(
+        url("registry-deployment-list"),
+        {"model": model.pk, "version": version.version, "environment": environment.pk},
+        format="json",
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 201
+    assert receiver.arrived.wait(10), "the background delivery never reached the receiver"
+    assert elapsed < 2, f"the API waited {elapsed:.1f}s for the webhook receiver"
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "sending"  # still in flight after the API has answered
+    receiver.gate.set()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and WebhookDelivery.objects.get().status == "sending":
+        time.sleep(0.05)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.status_code) == ("succeeded", 200)
+    assert receiver.requests[0].verified is True
+    assert receiver.requests[0].json["data"]["action"] == "deploy"

@@ -255,3 +255,29 @@ def test_models_in_other_team_do_not_mix(team_admin, team, staging):
     b = services.deploy(user=team_admin, version=v_b, environment=staging)
     a.refresh_from_db()
     assert (a.status, b.status) == ("live", "live")
+
+
+def test_rollback_after_the_live_version_failed(team_admin, model, v1, v2, production):
+    first = services.deploy(user=team_admin, version=v1, environment=production)
+    second = services.deploy(user=team_admin, version=v2, environment=production)
+    services.deployment_set_status(user=team_admin, deployment=second, status="failed", message="OOM")
+    restored = services.rollback(user=team_admin, model=model, environment=production)
+    assert (restored.version, restored.source, restored.status) == (v1, first, "live")
+    second.refresh_from_db()
+    assert second.status == "failed"  # stays as reported
+    audit = AuditEvent.objects.get(action="deployment.rollback")
+    assert (audit.details["from_version"], audit.details["to_version"], audit.details["retired"]) == (2, 1, [])
+
+
+def test_rollback_ignores_an_older_failure_when_nothing_is_live(team_admin, model, v1, v2, production):
+    services.deploy(user=team_admin, version=v1, environment=production)
+    second = services.deploy(user=team_admin, version=v2, environment=production)
+    services.deployment_set_status(user=team_admin, deployment=second, status="retired")
+    with pytest.raises(Conflict, match="no live deployment"):
+        services.rollback(user=team_admin, model=model, environment=production)
+
+
+def test_rollback_refuses_an_environment_of_another_team(team_admin, model, v1, production, other_team):
+    services.deploy(user=team_admin, version=v1, environment=production)
+    with pytest.raises(InvalidInput, match="another team"):
+        services.rollback(user=team_admin, model=model, environment=EnvironmentFactory(team=other_team))

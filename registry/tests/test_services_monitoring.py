@@ -214,3 +214,19 @@ def test_rule_limit(team_admin, deployment):
 def test_editor_cannot_manage_rules(editor, deployment):
     with pytest.raises(Forbidden):
         services.alert_rule_create(user=editor, deployment=deployment, metric="m", comparison="gt", threshold=1)
+
+
+def test_raise_and_resolve_both_reach_the_webhooks(editor, deployment, team):
+    WebhookFactory(team=team, event_types=["monitoring.alert"])
+    AlertRuleFactory(deployment=deployment, metric="latency_ms", comparison="gt", threshold=100, window_seconds=5)
+    services.monitoring_ingest(user=editor, deployment=deployment, metrics=points("latency_ms", [500]))
+    services.monitoring_ingest(
+        user=editor, deployment=deployment, metrics=points("latency_ms", [10], start=T0 + 60_000)
+    )
+    payloads = [d.payload["data"] for d in WebhookDelivery.objects.order_by("id")]
+    assert [(p["alert"]["state"], p["alert"]["value"]) for p in payloads] == [("firing", 500.0), ("resolved", 10.0)]
+    assert all(p["deployment"]["id"] == deployment.pk for p in payloads)
+    alert = Alert.objects.get()
+    assert alert.state == "resolved"
+    resolved = DeploymentEvent.objects.get(kind="alert_resolved")
+    assert resolved.details["alert"]["state"] == "resolved"

@@ -190,3 +190,23 @@ def test_delivery_runs_in_background_and_never_blocks_the_caller(receiver, team,
     attempts = list(WebhookDelivery.objects.order_by("attempt").values_list("attempt", "status"))
     assert attempts == [(1, "failed"), (2, "succeeded")]  # retried in-process after the back-off
     assert json.loads(receiver.requests[-1].body)["type"] == "webhook.test"
+
+
+@pytest.mark.django_db
+def test_receiver_verifies_the_signature_and_refuses_a_wrong_secret(receiver, team, settings):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 30
+    hook = WebhookFactory(team=team, url=receiver.url)
+    receiver.secret = hook.secret  # the receiver checks with its own code (receiver.signature_ok)
+    first = webhooks.enqueue_event(team_id=team.pk, event_type="deployment.changed", data={"n": 1})[0]
+    webhooks.deliver(first.pk)
+    assert receiver.requests[-1].verified is True
+    first.refresh_from_db()
+    assert (first.status, first.status_code) == ("succeeded", 200)
+
+    receiver.secret = "whsec_rotated-on-the-receiver-only"
+    second = webhooks.enqueue_event(team_id=team.pk, event_type="deployment.changed", data={"n": 2})[0]
+    webhooks.deliver(second.pk)
+    assert receiver.requests[-1].verified is False
+    second.refresh_from_db()
+    assert (second.status, second.status_code) == ("failed", 401)  # the refusal is recorded and retried
+    assert WebhookDelivery.objects.filter(event_id=second.event_id, attempt=2, status="pending").exists()
