@@ -100,7 +100,7 @@ class ExperimentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Experiments with their tags."""
 
     list_display = ["name", "team", "lifecycle_stage", "created_by", "created_at"]
-    list_filter = ["lifecycle_stage", "team", "created_at"]
+    list_filter = ["lifecycle_stage", "team", "created_by", "created_at"]
     search_fields = ["name", "team__name", "description"]
     list_select_related = ["team", "created_by"]
     inlines = [ExperimentTagInline]

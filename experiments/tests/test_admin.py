@@ -151,3 +151,34 @@ def test_experiment_admin_search(admin_client, team):
     ExperimentFactory(team=team, name="haystack")
     content = admin_client.get(reverse("admin:experiments_experiment_changelist"), {"q": "needle"}).content.decode()
     assert "needle" in content and "haystack" not in content
+
+
+def test_run_filters_by_team_and_user(admin_client, experiment, other_team):
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    RunFactory(experiment=experiment, name="alices-run", user=alice)
+    RunFactory(experiment=ExperimentFactory(team=other_team), name="bobs-run", user=bob)
+    changelist = reverse("admin:experiments_run_changelist")
+    offered = {spec.title for spec in admin_client.get(changelist).context["cl"].filter_specs}
+    assert {"status", "team", "user", "started"} <= offered
+    by_user = admin_client.get(changelist, {"user__id__exact": alice.pk}).content.decode()
+    assert "alices-run" in by_user and "bobs-run" not in by_user
+    by_team = admin_client.get(changelist, {"team__id__exact": other_team.pk}).content.decode()
+    assert "bobs-run" in by_team and "alices-run" not in by_team
+
+
+def test_experiment_filters_by_state_team_creator_and_date(admin_client, team, other_team):
+    alice = UserFactory(username="alice")
+    ExperimentFactory(team=team, name="alices-experiment", created_by=alice)
+    ExperimentFactory(team=other_team, name="other-experiment", lifecycle_stage=LifecycleStage.DELETED)
+    changelist = reverse("admin:experiments_experiment_changelist")
+
+    def names(**query):
+        content = admin_client.get(changelist, query).content.decode()
+        return {name for name in ("alices-experiment", "other-experiment") if name in content}
+
+    offered = {spec.title for spec in admin_client.get(changelist).context["cl"].filter_specs}
+    assert {"lifecycle stage", "team", "created by", "created at"} <= offered
+    assert names(created_by__id__exact=alice.pk) == {"alices-experiment"}
+    assert names(team__id__exact=other_team.pk) == {"other-experiment"}
+    assert names(lifecycle_stage__exact="deleted") == {"other-experiment"}
+    assert names(created_at__gte="2000-01-01 00:00:00+00:00") == {"alices-experiment", "other-experiment"}

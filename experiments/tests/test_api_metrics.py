@@ -38,6 +38,17 @@ def test_history_downsampled(client_for, editor, run):
     assert len(points) <= 50 and points[0]["step"] == 0 and points[-1]["step"] == 999
 
 
+def test_history_downsampled_with_values_near_the_float64_limit(client_for, editor, run):
+    # Was a 500: the triangle areas overflowed to NaN and the downsampler lost a bucket.
+    metrics = [{"key": "big", "value": 1.7e308 * (-1) ** s, "step": s, "timestamp": 1} for s in range(100)]
+    services.log_batch(user=editor, run=run, metrics=metrics)
+    response = client_for(editor).get(url("run-metric-history", run_uuid=run.run_uuid, key="big"), {"max_points": 10})
+    assert response.status_code == 200
+    points = response.json()["points"]
+    assert len(points) <= 10 and points[0] == {"step": 0, "timestamp": 1, "value": 1.7e308}
+    assert {p["value"] for p in points} == {1.7e308, -1.7e308}
+
+
 def test_history_of_unknown_key_is_empty(client_for, viewer, run):
     response = client_for(viewer).get(url("run-metric-history", run_uuid=run.run_uuid, key="missing"))
     assert response.status_code == 200 and response.json()["points"] == []
