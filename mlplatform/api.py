@@ -92,7 +92,8 @@ def _first_message(detail: Any, path: str = "") -> str:
     """Pick the first human-readable message out of a DRF error detail, prefixed with its field."""
     if isinstance(detail, dict):
         for key, value in detail.items():
-            field = key if key != "non_field_errors" else ""
+            # Not fields: DRF's non_field_errors, and the "detail" of errors raised with a dict (simplejwt's).
+            field = key if key not in {"non_field_errors", "detail"} else ""
             return _first_message(value, f"{path}.{field}".strip(".") if field else path)
         return "Invalid input."
     if isinstance(detail, list) and detail:

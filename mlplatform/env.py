@@ -6,6 +6,7 @@ variable's parsing is tested directly and settings.py stays a list of calls.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,14 @@ from django.core.exceptions import ImproperlyConfigured
 DEV_SECRET_KEY = "django-insecure-dev-key-do-not-use-in-production"  # noqa: S105 (refused unless DEBUG)
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+# DRF's throttle periods: the first letter of second/minute/hour/day.
+RATE_PERIODS = {"s", "m", "h", "d"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# redis-py 8 defaults (5 s socket read timeout, 100 connections per pool) break channels-redis 4.3: its
+# blocking receive waits 5 s, so every idle WebSocket consumer died with a read timeout, and a burst of
+# 100+ subscriptions raised MaxConnectionsError.
+REDIS_LAYER_SOCKET_TIMEOUT_S = 30
+REDIS_LAYER_MAX_CONNECTIONS = 2000
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -48,6 +57,31 @@ def env_list(env: Mapping[str, str], name: str, default: list[str]) -> list[str]
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """Read a DRF throttle rate ``N/period`` (period s, m, h or d, e.g. ``600/min``); refuse anything else.
+
+    DRF parses rates only when a request is throttled, so a typo would otherwise turn every API call into a 500.
+    """
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    count, slash, period = raw.strip().partition("/")
+    if not slash or not count.isdigit() or int(count) < 1 or period[:1].lower() not in RATE_PERIODS:
+        raise ImproperlyConfigured(f"{name} must look like 600/min (a count, then /s, /min, /hour or /day): {raw!r}")
+    return f"{int(count)}/{period.lower()}"
+
+
+def log_level(env: Mapping[str, str], name: str = "LOG_LEVEL", default: str = "INFO") -> str:
+    """Read a logging level name (DEBUG, INFO, WARNING, ERROR, CRITICAL), case-insensitively."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    level = raw.strip().upper()
+    if level not in LOG_LEVELS or not isinstance(logging.getLevelName(level), int):
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(LOG_LEVELS)}; got {raw!r}")
+    return level
 
 
 def secret_key(env: Mapping[str, str], *, debug: bool) -> str:
@@ -120,7 +154,13 @@ def channel_layers(redis_url: str | None, prefix: str = "mlplatform") -> dict[st
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [redis_url],
+                "hosts": [
+                    {
+                        "address": redis_url,
+                        "socket_timeout": REDIS_LAYER_SOCKET_TIMEOUT_S,
+                        "max_connections": REDIS_LAYER_MAX_CONNECTIONS,
+                    }
+                ],
                 # Bounded per-channel queues and expiry keep slow or dead clients from growing Redis.
                 "capacity": 1000,
                 "expiry": 60,

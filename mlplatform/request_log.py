@@ -32,6 +32,12 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         payload.update({key: value for key, value in record.__dict__.items() if key not in _STANDARD_ATTRS})
+        request = payload.get("request")
+        if isinstance(request, HttpRequest):
+            # Django's own records (django.request: an exception outside DRF, a 5xx) carry the request object:
+            # log what identifies it, above all the request id that the client was shown, not its repr.
+            payload["request"] = f"{request.method} {request.path}"
+            payload.setdefault("request_id", getattr(request, "request_id", None))
         if record.exc_info:
             payload["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)

@@ -87,13 +87,6 @@ REDIS_URL = ENV.get("REDIS_URL") or None
 # Several deployments (or parallel test workers) can share one Redis under different prefixes.
 REDIS_PREFIX = ENV.get("REDIS_PREFIX", "mlplatform")
 CHANNEL_LAYERS = env.channel_layers(REDIS_URL, REDIS_PREFIX)
-if REDIS_URL:
-    # redis-py 8 defaults (5 s socket read timeout, 100 connections per pool) break channels-redis 4.3:
-    # its blocking receive waits 5 s, so every idle WebSocket consumer died with a read timeout, and a burst
-    # of 100+ subscriptions raised MaxConnectionsError. (streaming, issue 6; better moved into env.channel_layers)
-    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
-        {"address": REDIS_URL, "socket_timeout": 30, "max_connections": 2000}
-    ]
 CACHES = env.caches(REDIS_URL, REDIS_PREFIX)
 
 AUTH_USER_MODEL = "accounts.User"
@@ -177,8 +170,8 @@ REST_FRAMEWORK = {
         "accounts.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": ENV.get("THROTTLE_ANON", "600/min"),
-        "user": ENV.get("THROTTLE_USER", "100000/min"),
+        "anon": env.env_rate(ENV, "THROTTLE_ANON", "600/min"),
+        "user": env.env_rate(ENV, "THROTTLE_USER", "100000/min"),
     },
     "EXCEPTION_HANDLER": "mlplatform.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -224,7 +217,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-LOG_LEVEL = ENV.get("LOG_LEVEL", "INFO").upper()
+LOG_LEVEL = env.log_level(ENV)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -85,7 +85,11 @@ def test_channel_layers_in_memory_without_redis():
 def test_channel_layers_and_cache_use_redis_url():
     layers = env.channel_layers("redis://127.0.0.1:6379/3")
     assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert layers["default"]["CONFIG"]["hosts"] == ["redis://127.0.0.1:6379/3"]
+    (host,) = layers["default"]["CONFIG"]["hosts"]
+    assert host["address"] == "redis://127.0.0.1:6379/3"
+    # redis-py's 5 s read timeout would end every idle WebSocket consumer's blocking receive.
+    assert host["socket_timeout"] > 5
+    assert host["max_connections"] >= 1000
     assert layers["default"]["CONFIG"]["capacity"] > 0
     caches = env.caches("redis://127.0.0.1:6379/3")
     assert caches["default"]["BACKEND"] == "mlplatform.cache.RedisCache"
@@ -95,3 +99,22 @@ def test_channel_layers_and_cache_use_redis_url():
 def test_redis_prefix_namespaces_layer_and_cache():
     assert env.channel_layers("redis://h:6379/0", "team-a")["default"]["CONFIG"]["prefix"] == "team-a"
     assert env.caches("redis://h:6379/0", "team-a")["default"]["KEY_PREFIX"] == "team-a"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("600/min", "600/min"), (" 5/S ", "5/s"), ("10/hour", "10/hour")])
+def test_env_rate(raw, expected):
+    assert env.env_rate({"THROTTLE_ANON": raw}, "THROTTLE_ANON", "1/day") == expected
+    assert env.env_rate({}, "THROTTLE_ANON", "1/day") == "1/day"
+
+
+@pytest.mark.parametrize("raw", ["lots", "600", "0/min", "-1/min", "x/min", "600/week", "600/"])
+def test_env_rate_refuses_what_drf_cannot_parse(raw):
+    with pytest.raises(ImproperlyConfigured, match="THROTTLE_USER"):
+        env.env_rate({"THROTTLE_USER": raw}, "THROTTLE_USER", "1/day")
+
+
+def test_log_level():
+    assert env.log_level({}) == "INFO"
+    assert env.log_level({"LOG_LEVEL": " warning "}) == "WARNING"
+    with pytest.raises(ImproperlyConfigured, match="LOG_LEVEL"):
+        env.log_level({"LOG_LEVEL": "LOUD"})

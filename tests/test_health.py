@@ -33,3 +33,22 @@ def test_channel_layer_down_is_503(client, settings):
 
 def test_only_get(client):
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+def test_database_error_is_503_in_process(client, monkeypatch):
+    """The same answer as the daphne test against an unreachable server (test_daphne_server), without one."""
+    from django.db import OperationalError, connections
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connections["default"], "cursor", refuse)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "database": "unavailable",
+        "channel_layer": "ok",
+        "version": __version__,
+    }
