@@ -11,6 +11,7 @@ in :data:`SERVICE_ERROR_CODES`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -353,5 +354,17 @@ def _routes(root: str) -> list[Any]:
     ]
 
 
-# Included by mlplatform/urls.py before the /api/ catch-all.
-urlpatterns = _routes("api") + _routes("ajax-api")
+@functools.cache
+def _all_routes() -> list[Any]:
+    return _routes("api") + _routes("ajax-api")
+
+
+def __getattr__(name: str) -> Any:
+    """``urlpatterns``, built on first use (included by mlplatform/urls.py before the /api/ catch-all).
+
+    Built lazily because the endpoint modules import this one: building the routes while this module is
+    still being imported would make importing any endpoint module first a circular import.
+    """
+    if name == "urlpatterns":
+        return _all_routes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,6 +25,7 @@ from mlplatform.mlflow_api import MlflowApiError, endpoint, json_response, reque
 
 MULTIPART_UNSUPPORTED = "Multipart upload is not supported for the current artifact repository"
 PRESIGNED_UNSUPPORTED = "Presigned download is not supported for the current artifact repository"
+PRESIGNED_URLS_UNSUPPORTED = "Presigned URLs are not supported for the current artifact repository"
 
 
 @dataclass(frozen=True)
@@ -128,3 +129,9 @@ def multipart_unsupported(request: Request, artifact_path: str) -> HttpResponse:
 def presigned_unsupported(request: Request, artifact_path: str) -> HttpResponse:
     """Presigned downloads: not supported; the client downloads through the proxy instead."""
     raise MlflowApiError(PRESIGNED_UNSUPPORTED, error_code="NOT_IMPLEMENTED", status=501)
+
+
+@endpoint("POST")
+def run_presigned_url_unsupported(request: Request) -> HttpResponse:
+    """``artifacts/presigned-upload-url`` and ``presigned-download-url``: not supported (``server-info`` says so)."""
+    raise MlflowApiError(PRESIGNED_URLS_UNSUPPORTED, error_code="NOT_IMPLEMENTED", status=501)

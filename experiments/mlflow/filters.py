@@ -62,8 +62,10 @@ def _condition(spec: FilterSpec, entity: str, key: str, op: str, value: Any, col
         if op not in STRING_OPS or not isinstance(value, str):
             raise search.syntax_error(f"{entity}s compare with =, !=, LIKE or ILIKE and a quoted string.", column)
         model, fk = spec.related[entity]
-        rows = model.objects.filter(**{fk: OuterRef("pk"), "key": key, f"value__{STRING_OPS[op]}": value})
-        return ~Q(Exists(rows)) if op == "!=" else Q(Exists(rows))
+        rows = model.objects.filter(**{fk: OuterRef("pk"), "key": key})
+        # As in MLflow (and the run filter): the key must exist, so ``tags.k != 'x'`` skips objects without ``k``.
+        matching = ~Q(value__exact=value) if op == "!=" else Q(**{f"value__{STRING_OPS[op]}": value})
+        return Q(Exists(rows.filter(matching)))
     model_field, kind = spec.attributes[key]
     if kind == "string":
         if op not in STRING_OPS or not isinstance(value, str):

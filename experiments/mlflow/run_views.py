@@ -13,8 +13,8 @@ from experiments import selectors, services
 from experiments.limits import NON_FINITE
 from experiments.mlflow.lookups import DEFAULT_EXPERIMENT_ID, experiment_for, run_for, run_to_log_to, run_with_details
 from experiments.mlflow.render import metric_json, run_info_json, run_json
-from experiments.mlflow.selectors import runs_inputs_outputs
-from experiments.models import RunStatus
+from experiments.mlflow.selectors import PointKey, logged_point_keys, point_key, runs_inputs_outputs
+from experiments.models import Run, RunStatus
 from mlplatform.errors import InvalidInput
 from mlplatform.mlflow_api import RequestParams, endpoint, invalid, json_response, request_params
 from mlplatform.nonfinite import encode_float, json_bytes_response
@@ -72,6 +72,38 @@ def metric_items(items: Iterable[Any]) -> list[Any]:
         metric["step"] = _int64(item.get("step"))
         cleaned.append(metric)
     return cleaned
+
+
+def _item_key(item: Any) -> PointKey | None:
+    """A cleaned metric item's identity, or None when it is malformed (the service then rejects it)."""
+    key, step, timestamp, value = (item.get(name) for name in ("key", "step", "timestamp", "value"))
+    if isinstance(value, str):
+        value = NON_FINITE.get(value)
+    if not isinstance(key, str) or type(step) is not int or type(timestamp) is not int:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return point_key(key, step, timestamp, value)
+
+
+def without_model_relinks(run: Run, raw_items: list[Any], cleaned: list[Any]) -> list[Any]:
+    """``cleaned`` without the points MLflow 3 sends again only to link them to a logged model.
+
+    ``log_model`` re-logs the run's points at the model's step with a ``model_id``. MLflow keeps one row per
+    identical point, so its history is unchanged; this server does not store the link, and storing the
+    point again would show it twice in the run's history. A ``model_id`` point not logged before is kept.
+    """
+    linked = {
+        index: found
+        for index, item in enumerate(raw_items)
+        if isinstance(item, dict) and item.get("model_id") and (found := _item_key(cleaned[index])) is not None
+    }
+    if not linked:
+        return cleaned
+    keys = {found[0] for found in linked.values()}
+    steps = {found[1] for found in linked.values()}
+    existing = logged_point_keys(run=run, keys=keys, steps=steps)
+    return [item for index, item in enumerate(cleaned) if linked.get(index) not in existing]
 
 
 def run_id_of(params: RequestParams) -> str:
@@ -204,10 +236,11 @@ def log_batch(request: Request) -> HttpResponse:
     """Log metrics, params and tags in one transaction (MLflow's limits apply)."""
     params = request_params(request)
     run = run_to_log_to(request, run_id_of(params))
+    raw_metrics = params.object_list("metrics")
     services.log_batch(
         user=request.user,
         run=run,
-        metrics=metric_items(params.object_list("metrics")),
+        metrics=without_model_relinks(run, raw_metrics, metric_items(raw_metrics)),
         params=params.key_value_list("params"),
         tags=params.key_value_list("tags"),
     )

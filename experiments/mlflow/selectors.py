@@ -11,8 +11,12 @@ from django.db.models import Prefetch, QuerySet
 
 from accounts.permissions import Action, authorize, restrict_to_visible
 from experiments.mlflow.models import LoggedModel, LoggedModelParam, LoggedModelTag, RunDatasetInput, RunModelLink
-from experiments.models import LifecycleStage, Run
+from experiments.models import LifecycleStage, Metric, Run
 from mlplatform.errors import NotFound
+from mlplatform.nonfinite import encode_float
+
+# A metric point as (key, step, timestamp, value); NaN and ±inf as MLflow's strings, so points compare equal.
+PointKey = tuple[str, int, int, float | str]
 
 MODEL_ID_RE = re.compile(r"^m-[0-9a-f]{32}$")
 
@@ -44,6 +48,20 @@ def logged_models_visible(*, user: Any, experiment_ids: Iterable[int]) -> QueryS
         experiment_id__in=list(experiment_ids), lifecycle_stage=LifecycleStage.ACTIVE
     )
     return with_model_details(queryset)
+
+
+def point_key(key: str, step: int, timestamp: int, value: float) -> PointKey:
+    """A point's identity, as MLflow's metric table has it (its primary key is key, step, timestamp, value)."""
+    return (key, step, timestamp, encode_float(float(value)))
+
+
+def logged_point_keys(*, run: Run, keys: Iterable[str], steps: Iterable[int]) -> set[PointKey]:
+    """The identities of the run's points with one of ``keys`` at one of ``steps`` (one query)."""
+    rows = Metric.objects.filter(run=run, key__in=set(keys), step__in=set(steps))
+    return {
+        point_key(m.key, m.step, m.timestamp, m.float_value)
+        for m in rows.only("key", "step", "timestamp", "value", "is_nan")
+    }
 
 
 def runs_inputs_outputs(runs: Iterable[Run]) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:

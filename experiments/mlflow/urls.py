@@ -32,6 +32,8 @@ urlpatterns = [
     path("metrics/get-history", run_views.get_metric_history),
     path("metrics/get-history-bulk-interval", run_views.get_metric_history_bulk_interval),
     path("artifacts/list", artifact_views.list_run_artifacts),
+    path("artifacts/presigned-upload-url", artifact_views.run_presigned_url_unsupported),
+    path("artifacts/presigned-download-url", artifact_views.run_presigned_url_unsupported),
     path("logged-models", logged_model_views.create_logged_model),
     path("logged-models/search", logged_model_views.search_logged_models),
     path("logged-models/<str:model_id>", logged_model_views.logged_model),

@@ -6,11 +6,16 @@ name, a model lists ``{alias, version}`` pairs and its latest version per stage.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from experiments.mlflow.render import key_values, ms
 from registry.models import ModelVersion, RegisteredModel
+
+# A version registered from an MLflow 3 logged model has the source ``models:/m-<32 hex>``; MLflow names the
+# model in the version's ``model_id`` too.
+LOGGED_MODEL_SOURCE = re.compile(r"^models:/(m-[0-9a-f]{32})(?:/|$)")
 
 
 def _username(user: Any) -> str:
@@ -37,6 +42,8 @@ def model_version_json(version: ModelVersion) -> dict[str, Any]:
         data["run_id"] = version.run.run_uuid
     if version.status_message:
         data["status_message"] = version.status_message
+    if logged_model := LOGGED_MODEL_SOURCE.match(version.source):
+        data["model_id"] = logged_model.group(1)
     return data
 
 

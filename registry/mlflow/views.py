@@ -1,7 +1,8 @@
 """``/mlflow/registered-models/...`` and ``/mlflow/model-versions/...`` over ``registry.services``/``selectors``.
 
 Models are looked up by name among the caller's teams (``X-Team`` narrows it to one); new models go
-to the ``X-Team`` team, else the team that already has a model of that name, else the personal team.
+to the ``X-Team`` team, else the personal team. Without ``X-Team``, a name that already exists in any
+of the caller's teams is RESOURCE_ALREADY_EXISTS (so a name always resolves to one model).
 """
 
 from __future__ import annotations

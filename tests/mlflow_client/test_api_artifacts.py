@@ -119,6 +119,20 @@ def test_presigned_download_is_answered_not_supported(client_for, editor, run) -
     assert error_of(response) == (501, "NOT_IMPLEMENTED")
 
 
+@pytest.mark.parametrize("root", ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"])
+@pytest.mark.parametrize("kind", ["upload", "download"])
+def test_run_presigned_urls_are_answered_not_supported(client_for, editor, run, root, kind) -> None:
+    """As the README says: 501 NOT_IMPLEMENTED, not ENDPOINT_NOT_FOUND (server-info says they are off)."""
+    body = {"run_id": run.run_uuid, "path": "x.txt"}
+    response = call(client_for(editor), "POST", f"{root}/artifacts/presigned-{kind}-url", body)
+    assert error_of(response) == (501, "NOT_IMPLEMENTED")
+
+
+def test_presigned_urls_need_login(client) -> None:
+    response = call(client, "POST", "/api/2.0/mlflow/artifacts/presigned-upload-url", {})
+    assert error_of(response) == (401, "UNAUTHENTICATED")
+
+
 def test_bad_content_length_is_refused(client_for, editor, run) -> None:
     response = client_for(editor).put(
         f"{ROOT}/{_path(run, 'x.txt')}", data=b"x", content_type="text/plain", CONTENT_LENGTH="abc"

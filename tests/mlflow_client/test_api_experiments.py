@@ -133,6 +133,16 @@ def test_search_by_tag_and_view_type(client_for, editor, team_admin, team) -> No
     assert [e["experiment_id"] for e in deleted] == [str(gone.pk)]
 
 
+def test_search_tag_not_equal_needs_the_tag(client_for, editor, team) -> None:
+    """As in MLflow (and the run filter), ``tags.k != 'x'`` skips experiments that have no tag ``k``."""
+    other = services.experiment_create(user=editor, team=team, name="other", tags={"k": "w"})
+    services.experiment_create(user=editor, team=team, name="same", tags={"k": "v"})
+    services.experiment_create(user=editor, team=team, name="untagged")
+    client = client_for(editor)
+    found = call(client, "POST", "experiments/search", {"filter": "tags.k != 'v'"}).json()["experiments"]
+    assert [e["experiment_id"] for e in found] == [str(other.pk)]
+
+
 @pytest.mark.parametrize(
     "body",
     [

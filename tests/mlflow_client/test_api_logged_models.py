@@ -120,6 +120,17 @@ def test_search_by_name_and_source_run(client_for, editor, run) -> None:
     assert "next_page_token" not in found
 
 
+def test_search_param_not_equal_needs_the_param(client_for, editor, run) -> None:
+    """``params.p != 'x'`` matches models whose ``p`` differs, not models without ``p`` (MLflow's meaning)."""
+    client = client_for(editor)
+    wanted = _create(client, run, name="b", params=[{"key": "p", "value": "2"}]).json()["model"]["info"]["model_id"]
+    _create(client, run, name="a", params=[{"key": "p", "value": "1"}])
+    _create(client, run, name="none")
+    body = {"experiment_ids": [str(run.experiment_id)], "filter": "params.p != '1'"}
+    found = call(client, "POST", "logged-models/search", body).json()["models"]
+    assert [m["info"]["model_id"] for m in found] == [wanted]
+
+
 def test_search_pages(client_for, editor, run) -> None:
     client = client_for(editor)
     for name in ["a", "b"]:

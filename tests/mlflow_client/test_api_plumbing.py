@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from django.http import QueryDict
@@ -154,3 +157,17 @@ def test_server_info_is_public_and_says_no_multipart(api_client) -> None:
     response = api_client.get("/api/3.0/mlflow/server-info")
     assert response.status_code == 200
     assert response.json()["multipart_uploads_enabled"] is False
+
+
+@pytest.mark.parametrize(
+    "module", ["experiments.mlflow.artifact_views", "experiments.mlflow.lookups", "registry.mlflow.views"]
+)
+def test_endpoint_modules_import_before_the_url_conf(module: str) -> None:
+    """Importing an endpoint module first (a script, a test) must not be a circular import through the routes."""
+    code = (
+        f"import django; django.setup(); import {module}; "
+        "from django.urls import resolve; resolve('/api/2.0/mlflow/runs/get')"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mlplatform.settings_test"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -6,8 +6,10 @@ import io
 
 import pytest
 
+from accounts.models import AuditEvent
 from experiments import artifacts
 from experiments import services as tracking
+from experiments.mlflow.services import logged_model_create
 from registry import services
 from registry.models import Alias, ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelTag
 from tests.mlflow_client.helpers import call, error_of
@@ -133,6 +135,20 @@ def test_create_version_from_an_unknown_logged_model_is_not_found(client_for, ed
     assert not ModelVersion.objects.exists()
 
 
+def test_version_from_a_logged_model_names_it_in_model_id(client_for, editor, team, model, version) -> None:
+    """MLflow 3 clients send ``model_id`` with a ``models:/m-...`` source, and MLflow's version carries it back."""
+    experiment = tracking.experiment_create(user=editor, team=team, name="exp")
+    logged = logged_model_create(user=editor, experiment=experiment, name="model")
+    client = client_for(editor)
+    body = {"name": "clf", "source": f"models:/{logged.model_id}", "model_id": logged.model_id}
+    rendered = call(client, "POST", "model-versions/create", body).json()["model_version"]
+    assert rendered["model_id"] == logged.model_id
+    got = call(client, "GET", "model-versions/get", {"name": "clf", "version": rendered["version"]}).json()
+    assert got["model_version"]["model_id"] == logged.model_id
+    plain = call(client, "GET", "model-versions/get", {"name": "clf", "version": "1"}).json()["model_version"]
+    assert "model_id" not in plain
+
+
 def test_version_get_update_tags_download_uri_and_delete(client_for, editor, team_admin, version) -> None:
     client = client_for(editor)
     key = {"name": "clf", "version": "1"}
@@ -214,3 +230,30 @@ def test_alias_to_an_unknown_version_is_not_found(client_for, editor, version) -
 def test_search_model_versions_by_name(client_for, editor, version) -> None:
     found = call(client_for(editor), "GET", "model-versions/search", {"filter": "name='clf'"}).json()["model_versions"]
     assert [(v["name"], v["version"]) for v in found] == [("clf", "1")]
+
+
+def test_facade_registry_writes_are_audited_with_the_request(client_for, editor, team_admin, version) -> None:
+    """Create, rename, stage, alias and delete through the façade leave the same audit events as the native API."""
+    client = client_for(team_admin)
+    steps = [
+        ("POST", "registered-models/create", {"name": "audited"}),
+        ("POST", "model-versions/transition-stage", {"name": "clf", "version": "1", "stage": "Staging"}),
+        ("POST", "registered-models/alias", {"name": "clf", "alias": "champion", "version": "1"}),
+        ("DELETE", "registered-models/alias", {"name": "clf", "alias": "champion"}),
+        ("POST", "registered-models/rename", {"name": "clf", "new_name": "clf-2"}),
+        ("DELETE", "model-versions/delete", {"name": "clf-2", "version": "1"}),
+        ("DELETE", "registered-models/delete", {"name": "audited"}),
+    ]
+    for method, path, body in steps:
+        assert call(client, method, path, body, HTTP_USER_AGENT="mlflow-python-client/3").status_code == 200, path
+    events = AuditEvent.objects.filter(actor=team_admin, action__startswith="registry.")
+    assert set(events.values_list("action", flat=True)) == {
+        "registry.model.create",
+        "registry.version.stage",
+        "registry.alias.set",
+        "registry.alias.delete",
+        "registry.model.rename",
+        "registry.version.delete",
+        "registry.model.delete",
+    }
+    assert set(events.values_list("user_agent", flat=True)) == {"mlflow-python-client/3"}

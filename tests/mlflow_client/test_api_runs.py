@@ -155,6 +155,27 @@ def test_log_batch_writes_everything_in_constant_queries(
     assert LatestMetric.objects.get(run=run, key="m9").step == 999
 
 
+def test_log_batch_relinking_points_to_a_model_does_not_double_history(client_for, editor, run) -> None:
+    """MLflow 3's ``log_model`` re-sends the run's points with a ``model_id``: history keeps one copy of each."""
+    client = client_for(editor)
+    first = [
+        {"key": "loss", "value": 0.5, "timestamp": 10, "step": 0},
+        {"key": "nan", "value": "NaN", "timestamp": 10, "step": 0},
+    ]
+    assert call(client, "POST", "runs/log-batch", {"run_id": run.run_uuid, "metrics": first}).status_code == 200
+    model_id = f"m-{'a' * 32}"
+    relinked = [
+        {**first[0], "model_id": model_id, "run_id": run.run_uuid},
+        {**first[1], "model_id": model_id},
+        # the same key and step with another value or time is a new point, model_id or not
+        {"key": "loss", "value": 0.25, "timestamp": 11, "step": 0, "model_id": model_id},
+        {"key": "loss", "value": "0.5", "timestamp": "12", "step": "0", "model_id": model_id},
+    ]
+    assert call(client, "POST", "runs/log-batch", {"run_id": run.run_uuid, "metrics": relinked}).status_code == 200
+    points = sorted(Metric.objects.filter(run=run).values_list("key", "timestamp", "value"))
+    assert points == [("loss", 10, 0.5), ("loss", 11, 0.25), ("loss", 12, 0.5), ("nan", 10, 0.0)]
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -76,3 +76,24 @@ def test_traversal_through_the_real_server_is_refused(mlflow_env: ClientUser, ml
     assert response.status_code == 400
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert not list(mlflow_server.artifact_root.rglob("escape.txt"))
+
+
+def test_large_file_with_client_multipart_enabled_falls_back_to_one_upload(
+    mlflow_env: ClientUser, mlflow_server: MlflowServer, tmp_path: Path, monkeypatch
+) -> None:
+    """With MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD the client asks mpu/create first; "not supported" makes it PUT."""
+    import mlflow
+    from mlflow.exceptions import _UnsupportedMultipartUploadException
+
+    from experiments.mlflow.artifact_views import MULTIPART_UNSUPPORTED
+
+    assert MULTIPART_UNSUPPORTED.startswith(_UnsupportedMultipartUploadException.MESSAGE)
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", "1024")
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", "65536")
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 1024)
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(big))
+    stored = mlflow_server.artifact_root / run.info.experiment_id / run.info.run_id / "artifacts" / "big.bin"
+    assert stored.read_bytes() == big.read_bytes()

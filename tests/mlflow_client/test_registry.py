@@ -98,6 +98,7 @@ def test_pyfunc_log_model_and_register_round_trip(mlflow_env: ClientUser, tmp_pa
     mlflow.set_experiment("pyfunc")
     with mlflow.start_run() as run:
         mlflow.log_param("alpha", "0.5")
+        mlflow.log_metric("loss", 0.25, step=0)
         info = mlflow.pyfunc.log_model(name="model", python_model=Doubler(), pip_requirements=[])
 
     logged = LoggedModel.objects.get(model_id=info.model_id)
@@ -105,6 +106,8 @@ def test_pyfunc_log_model_and_register_round_trip(mlflow_env: ClientUser, tmp_pa
     assert logged.status == "LOGGED_MODEL_READY"
     assert RunModelLink.objects.filter(run=logged.source_run, model=logged, direction="output").exists()
     assert logged.params.get(key="alpha").value == "0.5"
+    # log_model re-sends the run's step-0 points with the model's id; the run's history keeps one copy
+    assert [(m.step, m.value) for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")] == [(0, 0.25)]
 
     version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "doubler")
     assert version.version == "1"

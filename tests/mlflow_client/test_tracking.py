@@ -7,7 +7,7 @@ import math
 import pytest
 
 from experiments.models import Experiment, LatestMetric, Metric, Run
-from tests.mlflow_client.conftest import ClientUser
+from tests.mlflow_client.conftest import ClientUser, MlflowServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -184,3 +184,51 @@ def test_raw_bad_requests_to_the_real_server(mlflow_env: ClientUser, mlflow_serv
     assert (over.status_code, over.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
     assert "1000" in over.json()["message"]
     assert not Metric.objects.filter(run__run_uuid=run["run_id"]).exists()
+
+
+def test_client_writes_show_in_the_native_api_and_pages_and_back(
+    mlflow_env: ClientUser, mlflow_server: MlflowServer, client
+) -> None:
+    """What the mlflow client logs, the native API and the run page show; what the native API logs, it reads."""
+    import mlflow
+    import requests
+    from mlflow import MlflowClient
+
+    mlflow.set_experiment("both-ways")
+    with mlflow.start_run(run_name="from-client") as run:
+        mlflow.log_param("lr", "0.125")
+        mlflow.log_metric("acc", 0.875, step=4)
+        mlflow.set_tag("origin", "mlflow")
+    run_id = run.info.run_id
+
+    headers = {"Authorization": f"Bearer {mlflow_env.token}"}
+    native = requests.get(f"{mlflow_server.url}/api/v1/runs/{run_id}/", headers=headers, timeout=10)
+    assert native.status_code == 200
+    assert {"0.125", "0.875", "from-client", "mlflow"} <= set(_leaves(native.json()))
+
+    client.force_login(mlflow_env.user)
+    page = client.get(f"/runs/{run_id}/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "from-client" in body and ">lr</td>" in body and ">0.125</td>" in body and "acc" in body
+
+    logged = requests.post(
+        f"{mlflow_server.url}/api/v1/runs/{run_id}/log-batch/",
+        json={"metrics": [{"key": "native", "value": 2.5, "timestamp": 1_700_000_000_000, "step": 7}]},
+        headers=headers,
+        timeout=10,
+    )
+    assert logged.status_code in {200, 201}
+    mlflow_client = MlflowClient()
+    assert [(m.step, m.value) for m in mlflow_client.get_metric_history(run_id, "native")] == [(7, 2.5)]
+    frame = mlflow.search_runs(experiment_names=["both-ways"], filter_string="metrics.native > 2")
+    assert list(frame["run_id"]) == [run_id]
+
+
+def _leaves(value: object) -> list[str]:
+    """Every scalar in a JSON document, as strings (the native shapes are not the façade's concern here)."""
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [str(value)]
