@@ -1,37 +1,221 @@
-"""Admin for users, teams, memberships, API tokens and the audit log."""
+"""Admin for users, teams, memberships, API tokens and the audit log.
+
+Team and membership changes made here follow the API's rules: a team keeps at least one owner, and
+each team create/delete and membership add/role change/remove writes the same audit event
+(``details["via"] == "admin"``) with the operator as actor.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts import audit
-from accounts.models import ApiToken, AuditEvent, Membership, Team, User
+from accounts import audit, selectors
+from accounts.models import ApiToken, AuditEvent, Membership, Role, Team, User
+
+LAST_OWNER_MESSAGE = "A team must keep at least one owner; make someone else owner first ({teams})."
+
+
+# ---- memberships: the API's owner rule and audit events --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A membership's team and role as stored before an admin form changes it."""
+
+    team_id: int | None
+    role: int | None
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """One membership as an admin form leaves it: where it was, where it ends up."""
+
+    pk: int | None
+    before: Stored | None  # None for a new membership
+    team_after: int | None
+    is_owner_after: bool
+
+
+def teams_losing_last_owner(changes: list[MembershipChange]) -> list[int]:
+    """Ids of the teams that have an owner now and would have none after ``changes``."""
+    losing: dict[int, set[int]] = {}
+    gaining: set[int] = set()
+    for change in changes:
+        before = change.before
+        was_owner = before is not None and before.role == Role.OWNER and before.team_id is not None
+        if was_owner and (before.team_id != change.team_after or not change.is_owner_after):
+            losing.setdefault(before.team_id, set()).add(change.pk)
+        if change.is_owner_after and change.team_after is not None:
+            gaining.add(change.team_after)
+    owners = selectors.owner_memberships(team_ids=set(losing))
+    return sorted(
+        team_id
+        for team_id, lost in losing.items()
+        if team_id in owners and not owners[team_id] - lost and team_id not in gaining
+    )
+
+
+def last_owner_error(team_ids: list[int]) -> str:
+    """The message for teams that would lose their last owner."""
+    names = ", ".join(Team.objects.filter(pk__in=team_ids).order_by("name").values_list("name", flat=True))
+    return LAST_OWNER_MESSAGE.format(teams=names)
+
+
+def _pk(value: Any) -> Any:
+    return getattr(value, "pk", value)
+
+
+def stored_of(form: forms.ModelForm) -> Stored | None:
+    """The stored team and role of the form's membership (None when it is new)."""
+    if form.instance.pk is None:
+        return None
+    return Stored(team_id=_pk(form.initial.get("team", form.instance.team_id)), role=form.initial.get("role"))
+
+
+def change_from_form(form: forms.ModelForm, *, deleting: bool = False) -> MembershipChange:
+    """The MembershipChange that a bound, valid membership form makes."""
+    return MembershipChange(
+        pk=form.instance.pk,
+        before=stored_of(form),
+        team_after=_pk(form.cleaned_data.get("team")) or form.instance.team_id,
+        is_owner_after=not deleting and form.cleaned_data.get("role") == Role.OWNER,
+    )
+
+
+class MembershipInlineFormSet(BaseInlineFormSet):
+    """Memberships of a user or a team; refuses to leave a team without its owner."""
+
+    def clean(self) -> None:
+        """Check the owner rule over every row at once (a new owner may replace a removed one)."""
+        super().clean()
+        if any(self.errors):
+            return
+        changes = [
+            change_from_form(form, deleting=self._should_delete_form(form))
+            for form in self.forms
+            if getattr(form, "cleaned_data", None)
+        ]
+        teams = teams_losing_last_owner(changes)
+        if teams:
+            raise ValidationError(last_owner_error(teams))
+
+
+class MembershipForm(forms.ModelForm):
+    """One membership (MembershipAdmin); refuses to demote or move a team's last owner."""
+
+    class Meta:
+        model = Membership
+        fields = ["user", "team", "role"]
+
+    def clean(self) -> dict[str, Any]:
+        """Apply the owner rule."""
+        cleaned = super().clean()
+        if not self.errors:
+            teams = teams_losing_last_owner([change_from_form(self)])
+            if teams:
+                raise ValidationError(last_owner_error(teams))
+        return cleaned
+
+
+def _details(membership: Membership, **extra: Any) -> dict[str, Any]:
+    return {"username": membership.user.username, **extra, "via": "admin"}
+
+
+def audit_membership_removed(request: HttpRequest, membership: Membership, *, team_id: int | None = None) -> None:
+    """Record a membership.remove made in the admin (call it before the row is deleted)."""
+    role = Role(membership.role).label
+    audit.record_event(
+        action=audit.MEMBERSHIP_REMOVE,
+        request=request,
+        target=membership,
+        team=team_id or membership.team_id,
+        details=_details(membership, role=role),
+    )
+
+
+def audit_membership_saved(request: HttpRequest, membership: Membership, before: Stored | None) -> None:
+    """Record membership.add or membership.role_change for a membership saved in the admin."""
+    role = Role(membership.role)
+    if before is not None and before.team_id == membership.team_id:
+        if before.role is not None and before.role != role:
+            changed = {"from": Role(before.role).label, "to": role.label}
+            audit.record_event(
+                action=audit.MEMBERSHIP_ROLE_CHANGE,
+                request=request,
+                target=membership,
+                details=_details(membership, **changed),
+            )
+        return
+    if before is not None and before.team_id is not None:  # moved to another team: it left the first one
+        old = Membership(pk=membership.pk, user=membership.user, team_id=before.team_id, role=before.role or role)
+        audit_membership_removed(request, old, team_id=before.team_id)
+    audit.record_event(
+        action=audit.MEMBERSHIP_ADD, request=request, target=membership, details=_details(membership, role=role.label)
+    )
+
+
+def refuse_losing_last_owner(memberships: list[Membership]) -> None:
+    """PermissionDenied when deleting ``memberships`` would leave a team without an owner."""
+    changes = [
+        MembershipChange(pk=m.pk, before=Stored(m.team_id, m.role), team_after=None, is_owner_after=False)
+        for m in memberships
+    ]
+    teams = teams_losing_last_owner(changes)
+    if teams:
+        raise PermissionDenied(last_owner_error(teams))
 
 
 class MembershipInline(admin.TabularInline):
     """Memberships shown inside a user or a team."""
 
     model = Membership
+    formset = MembershipInlineFormSet
     extra = 0
     autocomplete_fields = ["user", "team"]
 
 
+class AuditedMembershipsMixin:
+    """Saves the membership inline with one audit event per added, changed or removed membership."""
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Audit removals before they happen, then additions and role changes after the save."""
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        before = {f.instance.pk: stored_of(f) for f in formset.initial_forms}
+        for deleted in formset.deleted_forms:
+            if deleted.instance.pk is not None:
+                stored = before[deleted.instance.pk]
+                audit_membership_removed(
+                    request, Membership.objects.get(pk=deleted.instance.pk), team_id=stored.team_id
+                )
+        super().save_formset(request, form, formset, change)
+        for membership in formset.new_objects:
+            audit_membership_saved(request, membership, None)
+        for membership, _changed in formset.changed_objects:
+            audit_membership_saved(request, membership, before.get(membership.pk))
+
+
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedMembershipsMixin, BaseUserAdmin):
     """Users with their memberships."""
 
     inlines = [MembershipInline]
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
-    """Teams with their members."""
+class TeamAdmin(AuditedMembershipsMixin, admin.ModelAdmin):
+    """Teams with their members; creating and deleting a team is audited."""
 
     list_display = ["name", "slug", "is_personal", "created_at"]
     search_fields = ["name", "slug"]
@@ -39,15 +223,64 @@ class TeamAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
+        """Save, then record team.create or (when something changed) team.update."""
+        super().save_model(request, obj, form, change)
+        if not change:
+            audit.record_event(action=audit.TEAM_CREATE, request=request, target=obj, details={"via": "admin"})
+        elif form.changed_data:
+            details = {"fields": sorted(form.changed_data), "via": "admin"}
+            audit.record_event(action=audit.TEAM_UPDATE, request=request, target=obj, details=details)
+
+    def delete_model(self, request: HttpRequest, obj: Team) -> None:
+        """Record team.delete, then delete."""
+        self._audit_delete(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
+        """Record team.delete for each selected team, then delete them."""
+        for team in queryset:
+            self._audit_delete(request, team)
+        super().delete_queryset(request, queryset)
+
+    @staticmethod
+    def _audit_delete(request: HttpRequest, team: Team) -> None:
+        details = {"name": team.name, "via": "admin"}
+        audit.record_event(action=audit.TEAM_DELETE, request=request, target=team, team=team, details=details)
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    """Memberships, searchable by user and team."""
+    """Memberships, searchable by user and team; the owner rule and audit events apply."""
 
+    form = MembershipForm
     list_display = ["user", "team", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__username", "team__name"]
     autocomplete_fields = ["user", "team"]
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        """Save, then record membership.add or membership.role_change."""
+        before = stored_of(form) if change else None
+        super().save_model(request, obj, form, change)
+        audit_membership_saved(request, obj, before)
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        """Refuse to delete a team's last owner; record membership.remove, then delete."""
+        refuse_losing_last_owner([obj])
+        audit_membership_removed(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        """Refuse when a team would lose its last owner; else record membership.remove for each and delete."""
+        memberships = list(queryset.select_related("user"))
+        refuse_losing_last_owner(memberships)
+        for membership in memberships:
+            audit_membership_removed(request, membership)
+        super().delete_queryset(request, queryset)
+
+
+# ---- API tokens and the audit log ------------------------------------------------------------------
 
 
 @admin.action(description="Revoke selected API tokens")

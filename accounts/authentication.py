@@ -23,7 +23,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from accounts import throttling
+from accounts import audit, throttling
 from accounts.audit import client_ip
 from accounts.models import ApiToken, User
 from accounts.tokens import hash_matches, looks_like_api_token, parse_token
@@ -152,6 +152,9 @@ class BasicAuthentication(authentication.BasicAuthentication):
                 if user is None:
                     raise exceptions.AuthenticationFailed("Invalid username/password.")
                 remember_verified(userid, password, user)
+                # A login for the audit log each time the password is really checked (at most every
+                # BASIC_VERIFIED_SECONDS per credential), not on every request of a Basic client.
+                audit.record_event(action=audit.LOGIN_SUCCESS, actor=user, request=request, details={"method": "basic"})
         throttling.reset(username=userid)
         return user, None
 

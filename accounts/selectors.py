@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from accounts.models import ApiToken, Membership, Team, User
+from accounts.models import ApiToken, Membership, Role, Team, User
 from accounts.permissions import Action, authorize, restrict_to_visible
 from mlplatform.errors import NotFound
 
@@ -36,6 +36,15 @@ def membership_get(*, team: Team, user_id: int) -> Membership:
     if membership is None:
         raise NotFound("Member not found.")
     return membership
+
+
+def owner_memberships(*, team_ids: set[int]) -> dict[int, set[int]]:
+    """The owner memberships' ids of each of ``team_ids`` (teams without an owner are absent)."""
+    owners: dict[int, set[int]] = {}
+    rows = Membership.objects.filter(team_id__in=team_ids, role=Role.OWNER).values_list("team_id", "pk")
+    for team_id, membership_id in rows:
+        owners.setdefault(team_id, set()).add(membership_id)
+    return owners
 
 
 def user_memberships(*, user: User) -> QuerySet[Membership]:

@@ -1,8 +1,9 @@
 """The authorization matrix: every API route x every persona → the declared status.
 
 Routes come from each installed project app's ``tests/authz_routes.py`` (``ROUTES``).
-A second test walks the URL resolver so that no named route under ``/api/`` can be
-added without declaring it here.
+A second test walks the URL resolver so that no route under ``/api/``, named or not,
+can be added without declaring it, and a third that no HTTP method of a declared
+route's view is left out.
 """
 
 from __future__ import annotations
@@ -10,18 +11,17 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.apps import apps
 from django.conf import settings
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from accounts.models import Role
 from accounts.tests.factories import MembershipFactory, TeamFactory, UserFactory
-from tests.authz import PERSONAS, Route, World
+from tests.authz import PERSONAS, Route, World, walk_patterns
 
 MEMBER_ROLES = {"viewer": Role.VIEWER, "editor": Role.EDITOR, "admin": Role.ADMIN, "owner": Role.OWNER}
 
@@ -69,14 +69,18 @@ def issue(route: Route, world: World, persona: str):
     user = world.users[persona]
     if user is not None:
         client.force_authenticate(user)
-    url = reverse(route.url_name, kwargs={"version": "v1", **route.kwargs(world)})
+    if route.path is not None:
+        url = route.path(world)
+    else:
+        url = reverse(route.url_name, kwargs={"version": "v1", **route.kwargs(world)})
     body = route.body(world) if route.body is not None else None
+    headers = route.headers(world) if route.headers is not None else {}
     method = getattr(client, route.method.lower())
     if body is None:
-        return method(url)
+        return method(url, headers=headers)
     if route.method.upper() in {"GET", "HEAD"}:
-        return method(url, data=body)
-    return method(url, data=body, format=route.format)
+        return method(url, data=body, headers=headers)
+    return method(url, data=body, format=route.format, headers=headers)
 
 
 def describe(response) -> str:
@@ -109,25 +113,164 @@ def test_authorization_matrix(db, route: Route, persona: str):
         assert response.has_header("WWW-Authenticate"), "401 responses must carry a WWW-Authenticate challenge"
 
 
-def walk_named_patterns(resolver: URLResolver, prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str]]:
-    """(url name, route) for every named pattern below ``resolver``, recursively."""
-    for pattern in resolver.url_patterns:
-        route = prefix + str(pattern.pattern).lstrip("^")
-        if isinstance(pattern, URLResolver):
-            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
-            yield from walk_named_patterns(pattern, route, inner)
-        elif isinstance(pattern, URLPattern) and pattern.name:
-            yield f"{namespace}{pattern.name}", route
+# Routes under /api/ that exist but are not declared yet: the MLflow façade's (unnamed) patterns. Each
+# belongs in its app's tests/authz_routes.py (declared by route, with ``path=``); declaring one means
+# deleting it here. A route added under /api/ and not listed here fails test_every_api_route_is_declared.
+NOT_YET_DECLARED = frozenset(
+    {
+        # experiments/mlflow/urls.py
+        "api/2.0/mlflow/experiments/create",
+        "api/2.0/mlflow/experiments/get",
+        "api/2.0/mlflow/experiments/get-by-name",
+        "api/2.0/mlflow/experiments/search",
+        "api/2.0/mlflow/experiments/update",
+        "api/2.0/mlflow/experiments/delete",
+        "api/2.0/mlflow/experiments/restore",
+        "api/2.0/mlflow/experiments/set-experiment-tag",
+        "api/2.0/mlflow/experiments/delete-experiment-tag",
+        "api/2.0/mlflow/runs/create",
+        "api/2.0/mlflow/runs/update",
+        "api/2.0/mlflow/runs/delete",
+        "api/2.0/mlflow/runs/restore",
+        "api/2.0/mlflow/runs/get",
+        "api/2.0/mlflow/runs/search",
+        "api/2.0/mlflow/runs/log-metric",
+        "api/2.0/mlflow/runs/log-parameter",
+        "api/2.0/mlflow/runs/set-tag",
+        "api/2.0/mlflow/runs/delete-tag",
+        "api/2.0/mlflow/runs/log-batch",
+        "api/2.0/mlflow/runs/log-model",
+        "api/2.0/mlflow/runs/log-inputs",
+        "api/2.0/mlflow/runs/outputs",
+        "api/2.0/mlflow/metrics/get-history",
+        "api/2.0/mlflow/metrics/get-history-bulk-interval",
+        "api/2.0/mlflow/artifacts/list",
+        "api/2.0/mlflow/artifacts/presigned-upload-url",
+        "api/2.0/mlflow/artifacts/presigned-download-url",
+        "api/2.0/mlflow/logged-models",
+        "api/2.0/mlflow/logged-models/search",
+        "api/2.0/mlflow/logged-models/<str:model_id>",
+        "api/2.0/mlflow/logged-models/<str:model_id>/tags",
+        "api/2.0/mlflow/logged-models/<str:model_id>/tags/<path:tag_key>",
+        "api/2.0/mlflow/logged-models/<str:model_id>/params",
+        "api/2.0/mlflow/logged-models/<str:model_id>/artifacts/directories",
+        # registry/mlflow/urls.py
+        "api/2.0/mlflow/registered-models/create",
+        "api/2.0/mlflow/registered-models/get",
+        "api/2.0/mlflow/registered-models/rename",
+        "api/2.0/mlflow/registered-models/update",
+        "api/2.0/mlflow/registered-models/delete",
+        "api/2.0/mlflow/registered-models/search",
+        "api/2.0/mlflow/registered-models/get-latest-versions",
+        "api/2.0/mlflow/registered-models/set-tag",
+        "api/2.0/mlflow/registered-models/delete-tag",
+        "api/2.0/mlflow/registered-models/alias",
+        "api/2.0/mlflow/model-versions/create",
+        "api/2.0/mlflow/model-versions/get",
+        "api/2.0/mlflow/model-versions/update",
+        "api/2.0/mlflow/model-versions/delete",
+        "api/2.0/mlflow/model-versions/transition-stage",
+        "api/2.0/mlflow/model-versions/search",
+        "api/2.0/mlflow/model-versions/get-download-uri",
+        "api/2.0/mlflow/model-versions/set-tag",
+        "api/2.0/mlflow/model-versions/delete-tag",
+        # experiments/mlflow/artifact_urls.py
+        "api/2.0/mlflow-artifacts/artifacts",
+        "api/2.0/mlflow-artifacts/artifacts/",
+        "api/2.0/mlflow-artifacts/artifacts/<path:artifact_path>",
+        "api/2.0/mlflow-artifacts/mpu/create/<path:artifact_path>",
+        "api/2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>",
+        "api/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>",
+        "api/2.0/mlflow-artifacts/presigned/<path:artifact_path>",
+        # experiments/mlflow/v3_urls.py
+        "api/3.0/mlflow/server-info",
+        "api/3.0/mlflow/metrics/get-history",
+    }
+)
+
+VIEW_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def api_routes(resolver: URLResolver) -> dict[str, tuple[str, object]]:
+    """key -> (route, pattern) for every pattern under ``api/``, named or not."""
+    return {key: (route, pattern) for key, route, pattern in walk_patterns(resolver) if route.startswith("api/")}
+
+
+def undeclared_api_routes(resolver: URLResolver, declared: set[str], pending: frozenset[str]) -> list[str]:
+    """Routes under ``api/`` that are neither declared nor knowingly pending, as readable lines."""
+    return sorted(
+        f"{key}  ({route})" if key != route else key
+        for key, (route, _) in api_routes(resolver).items()
+        if key not in declared and key not in pending
+    )
+
+
+def view_methods(pattern: object) -> set[str]:
+    """HTTP methods a class-based view implements (empty for function views: unknown)."""
+    view_class = getattr(pattern.callback, "view_class", None) or getattr(pattern.callback, "cls", None)
+    if view_class is None:
+        return set()
+    allowed = set(getattr(view_class, "http_method_names", VIEW_METHODS))
+    return {name.upper() for name in VIEW_METHODS if name in allowed and hasattr(view_class, name)}
 
 
 def test_every_api_route_is_declared():
-    declared = {route.url_name for route in ROUTES}
-    api_routes = {name: route for name, route in walk_named_patterns(get_resolver()) if route.startswith("api/")}
-    missing = sorted(f"{name}  ({route})" for name, route in api_routes.items() if name not in declared)
+    missing = undeclared_api_routes(get_resolver(), {route.url_name for route in ROUTES}, NOT_YET_DECLARED)
     assert not missing, "API routes missing from every tests/authz_routes.py:\n  " + "\n  ".join(missing)
 
 
-def test_walker_sees_nested_routes():
-    names = dict(walk_named_patterns(get_resolver()))
-    assert names["team-member-detail"] == "api/<version>/teams/<int:team_id>/members/<int:user_id>/"
-    assert "admin:index" in names
+def test_not_yet_declared_list_is_current():
+    """A route declared in some tests/authz_routes.py must leave NOT_YET_DECLARED (the list only shrinks)."""
+    declared = {route.url_name for route in ROUTES}
+    both = sorted(NOT_YET_DECLARED & declared)
+    assert not both, "declared now, so remove from NOT_YET_DECLARED:\n  " + "\n  ".join(both)
+    assert NOT_YET_DECLARED & set(api_routes(get_resolver())), "NOT_YET_DECLARED names no existing route"
+
+
+def test_every_method_of_a_declared_route_is_declared():
+    declared: dict[str, set[str]] = {}
+    for route in ROUTES:
+        declared.setdefault(route.url_name, set()).add(route.method.upper())
+    missing = sorted(
+        f"{method} {key}"
+        for key, (_, pattern) in api_routes(get_resolver()).items()
+        if key in declared
+        for method in view_methods(pattern) - declared[key]
+    )
+    assert not missing, "methods of declared API routes missing from the matrix:\n  " + "\n  ".join(missing)
+
+
+def test_a_route_added_without_a_declaration_is_reported():
+    """The walker finds a new route, named or not, however deep it is included."""
+    from django.http import HttpResponse
+    from django.urls import include, path
+
+    def view(request):
+        return HttpResponse()
+
+    urlconf = type(
+        "urlconf",
+        (),
+        {
+            "urlpatterns": [
+                path("api/<version>/", include([path("things/", include([path("<int:pk>/", view, name="thing")]))])),
+                path("api/2.0/mlflow/", include([path("things/get", view)])),
+                path("api/2.0/mlflow/", include([path("known", view)])),
+                path("pages/", view, name="page"),
+            ]
+        },
+    )
+    resolver = URLResolver(r"^/", urlconf)
+    missing = undeclared_api_routes(resolver, declared={"known-name"}, pending=frozenset({"api/2.0/mlflow/known"}))
+    assert missing == ["api/2.0/mlflow/things/get", "thing  (api/<version>/things/<int:pk>/)"]
+    assert undeclared_api_routes(resolver, declared={"thing", "api/2.0/mlflow/things/get"}, pending=frozenset()) == [
+        "api/2.0/mlflow/known"
+    ]
+
+
+def test_walker_sees_nested_and_unnamed_routes():
+    keys = {key: route for key, route, _ in walk_patterns(get_resolver())}
+    assert keys["team-member-detail"] == "api/<version>/teams/<int:team_id>/members/<int:user_id>/"
+    assert "admin:index" in keys
+    assert keys["api/2.0/mlflow/runs/log-metric"] == "api/2.0/mlflow/runs/log-metric"
+    assert "api/" in keys  # the catch-all, declared in accounts/tests/authz_routes.py

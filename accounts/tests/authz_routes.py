@@ -1,4 +1,4 @@
-"""Authorization matrix declarations for accounts' routes (and the public schema/docs)."""
+"""Authorization matrix declarations for accounts' routes (and the public schema/docs and the API's catch-alls)."""
 
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -94,5 +94,14 @@ ROUTES = [
         "auth-signup",
         statuses(404, 404, 404, 404, 404, 404, 404),
         body=lambda w: {"username": "newcomer", "password": "a-much-longer-passphrase-42"},
+    ),
+    # The catch-alls (unnamed patterns, declared by route): an unknown URL is 404 for everyone, signed in or not.
+    Route("GET", "api/", statuses(404, 404, 404, 404, 404, 404, 404), path=lambda w: "/api/v1/no-such-endpoint/"),
+    Route("POST", "api/", statuses(404, 404, 404, 404, 404, 404, 404), path=lambda w: "/api/v1/no-such-endpoint/"),
+    Route(
+        "GET",
+        r"api/\d+\.\d+/mlflow",
+        statuses(404, 404, 404, 404, 404, 404, 404),
+        path=lambda w: "/api/9.9/mlflow/experiments/get",
     ),
 ]

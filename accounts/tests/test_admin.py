@@ -1,9 +1,11 @@
 """Operators' console: users, teams, tokens (revoke, hash hidden), read-only audit log."""
 
+from html.parser import HTMLParser
+
 import pytest
 from django.test import Client
 
-from accounts.models import ApiToken, AuditEvent, Role
+from accounts.models import ApiToken, AuditEvent, Membership, Role, Team
 from accounts.services import api_token_create, team_create
 from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
 
@@ -90,3 +92,189 @@ def test_audit_log_is_read_only_and_filterable(admin_client, superuser):
         assert admin_client.get(f"/admin/accounts/auditevent/?{query}").status_code == 200
     filtered = admin_client.get("/admin/accounts/auditevent/?action__exact=token.create").content.decode()
     assert "0 audit events" in filtered or "0 results" in filtered
+
+
+# ---- team and membership changes made in the admin: the API's owner rule and audit events -----------
+
+
+class _FormFields(HTMLParser):
+    """The values a browser would submit for the page's change form (inputs, selects, textareas)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, list[str]] = {}
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = dict(attrs)
+        name = a.get("name")
+        if tag == "input" and name and a.get("type") not in {"submit", "button", "file"}:
+            if a.get("type") in {"checkbox", "radio"} and "checked" not in a:
+                return
+            self.data.setdefault(name, []).append(a.get("value") or ("on" if a.get("type") == "checkbox" else ""))
+        elif tag == "select" and name:
+            self._select = name
+            self.data.setdefault(name, [])
+        elif tag == "option" and self._select and "selected" in a:
+            self.data[self._select].append(a.get("value", ""))
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.data[name] = [""]
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.data[self._textarea][0] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+
+def change_form_data(client: Client, url: str) -> dict[str, list[str]]:
+    """What submitting the admin change page at ``url`` unchanged would post."""
+    parser = _FormFields()
+    parser.feed(client.get(url).content.decode())
+    data = {name: values for name, values in parser.data.items() if not name.startswith("memberships-__prefix__")}
+    data.pop("csrfmiddlewaretoken", None)
+    return data
+
+
+def inline_row(data: dict, prefix: str, membership) -> int:
+    """The index of ``membership``'s row in the inline formset ``prefix``."""
+    total = int(data[f"{prefix}-TOTAL_FORMS"][0])
+    return next(i for i in range(total) if data.get(f"{prefix}-{i}-id") == [str(membership.pk)])
+
+
+def add_inline_row(data: dict, prefix: str, **fields) -> None:
+    """Append a new row to the inline formset ``prefix``."""
+    index = int(data[f"{prefix}-TOTAL_FORMS"][0])
+    data[f"{prefix}-TOTAL_FORMS"] = [str(index + 1)]
+    for name, value in fields.items():
+        data[f"{prefix}-{index}-{name}"] = [str(value)]
+
+
+@pytest.fixture
+def owned_team(superuser):
+    owner = UserFactory(username="olga")
+    team = team_create(name="ops", creator=owner)
+    AuditEvent.objects.all().delete()
+    return team, Membership.objects.get(team=team, user=owner)
+
+
+def events(action: str):
+    return list(AuditEvent.objects.filter(action=action))
+
+
+def test_membership_admin_refuses_to_demote_the_last_owner(admin_client, owned_team):
+    _, membership = owned_team
+    url = f"/admin/accounts/membership/{membership.pk}/change/"
+    data = {"user": membership.user_id, "team": membership.team_id, "role": Role.VIEWER}
+    response = admin_client.post(url, data)
+    assert response.status_code == 200  # the form again, with the error
+    assert "must keep at least one owner" in response.content.decode()
+    assert Membership.objects.get(pk=membership.pk).role == Role.OWNER
+    assert not AuditEvent.objects.exists()
+
+
+def test_membership_admin_role_change_is_audited(admin_client, superuser, owned_team):
+    team, membership = owned_team
+    MembershipFactory(team=team, role=Role.OWNER)
+    url = f"/admin/accounts/membership/{membership.pk}/change/"
+    data = {"user": membership.user_id, "team": team.pk, "role": Role.ADMIN}
+    assert admin_client.post(url, data, REMOTE_ADDR="10.6.6.6").status_code == 302
+    assert Membership.objects.get(pk=membership.pk).role == Role.ADMIN
+    [event] = events("membership.role_change")
+    assert (event.actor, event.ip, event.team) == (superuser, "10.6.6.6", team)
+    assert event.details == {"username": "olga", "from": "owner", "to": "admin", "via": "admin"}
+
+
+def test_membership_admin_add_and_delete_are_audited(admin_client, superuser, owned_team):
+    team, _ = owned_team
+    newbie = UserFactory(username="newbie")
+    data = {"user": newbie.pk, "team": team.pk, "role": Role.EDITOR}
+    assert admin_client.post("/admin/accounts/membership/add/", data).status_code == 302
+    membership = Membership.objects.get(user=newbie)
+    [added] = events("membership.add")
+    assert (added.actor, added.team, added.details["role"]) == (superuser, team, "editor")
+    url = f"/admin/accounts/membership/{membership.pk}/delete/"
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    [removed] = events("membership.remove")
+    assert (removed.actor, removed.team, removed.object_id) == (superuser, team, str(membership.pk))
+
+
+def test_membership_admin_refuses_to_delete_the_last_owner(admin_client, owned_team):
+    _, membership = owned_team
+    response = admin_client.post(f"/admin/accounts/membership/{membership.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403
+    bulk = {"action": "delete_selected", "_selected_action": [membership.pk], "post": "yes"}
+    assert admin_client.post("/admin/accounts/membership/", bulk).status_code == 403
+    assert Membership.objects.filter(pk=membership.pk).exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_team_inline_refuses_to_remove_the_last_owner(admin_client, owned_team):
+    team, membership = owned_team
+    url = f"/admin/accounts/team/{team.pk}/change/"
+    data = change_form_data(admin_client, url)
+    data[f"memberships-{inline_row(data, 'memberships', membership)}-DELETE"] = ["on"]
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert "must keep at least one owner" in response.content.decode()
+    assert Membership.objects.filter(pk=membership.pk).exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_team_inline_may_replace_the_owner_in_one_save_and_audits_both(admin_client, superuser, owned_team):
+    team, membership = owned_team
+    successor = UserFactory(username="sam")
+    url = f"/admin/accounts/team/{team.pk}/change/"
+    data = change_form_data(admin_client, url)
+    data[f"memberships-{inline_row(data, 'memberships', membership)}-DELETE"] = ["on"]
+    add_inline_row(data, "memberships", team=team.pk, user=successor.pk, role=Role.OWNER)
+    assert admin_client.post(url, data, REMOTE_ADDR="10.7.7.7").status_code == 302
+    assert list(Membership.objects.filter(team=team).values_list("user__username", "role")) == [("sam", Role.OWNER)]
+    [removed], [added] = events("membership.remove"), events("membership.add")
+    assert (removed.actor, removed.ip, removed.details["username"]) == (superuser, "10.7.7.7", "olga")
+    assert (added.actor, added.team, added.details) == (
+        superuser,
+        team,
+        {"username": "sam", "role": "owner", "via": "admin"},
+    )
+
+
+def test_user_inline_role_change_is_audited_and_keeps_an_owner(admin_client, superuser, owned_team):
+    team, membership = owned_team
+    url = f"/admin/accounts/user/{membership.user_id}/change/"
+    data = change_form_data(admin_client, url)
+    row = inline_row(data, "memberships", membership)
+    data[f"memberships-{row}-role"] = [str(Role.EDITOR)]
+    response = admin_client.post(url, data)
+    assert response.status_code == 200 and "must keep at least one owner" in response.content.decode()
+    MembershipFactory(team=team, role=Role.OWNER)
+    assert admin_client.post(url, data).status_code == 302
+    assert Membership.objects.get(pk=membership.pk).role == Role.EDITOR
+    [event] = events("membership.role_change")
+    assert (event.actor, event.team, event.details["from"], event.details["to"]) == (superuser, team, "owner", "editor")
+
+
+def test_team_create_and_delete_in_the_admin_are_audited(admin_client, superuser):
+    data = {
+        "name": "made-in-admin",
+        "slug": "made-in-admin",
+        "description": "",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+    }
+    assert admin_client.post("/admin/accounts/team/add/", data, REMOTE_ADDR="10.8.8.8").status_code == 302
+    team = Team.objects.get(name="made-in-admin")
+    [created] = events("team.create")
+    assert (created.actor, created.team, created.ip) == (superuser, team, "10.8.8.8")
+    assert admin_client.post(f"/admin/accounts/team/{team.pk}/delete/", {"post": "yes"}).status_code == 302
+    [deleted] = events("team.delete")
+    assert (deleted.actor, deleted.object_id, deleted.details["name"]) == (superuser, str(team.pk), "made-in-admin")

@@ -176,3 +176,30 @@ def test_outsider_cannot_touch_members(outsider, viewer, team, client_for):
     assert client.patch(member_url(team, viewer), {"role": "admin"}, format="json").status_code == 404
     assert client.delete(member_url(team, viewer)).status_code == 404
     assert role_of(viewer, team) == Role.VIEWER
+
+
+def test_role_changes_apply_to_the_next_request_with_real_authentication(owner, viewer, team, make_token):
+    """No forced user and no forgetting in the test client: only the roles cache's own invalidation.
+
+    With REDIS_URL set this goes through the shared Redis entry and the process-local near cache.
+    """
+    from rest_framework.test import APIClient
+
+    def token_client(user):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(user)[1]}")
+        return client
+
+    owner_client, viewer_client = token_client(owner), token_client(viewer)
+    newbie = UserFactory()
+    add = {"username": newbie.username}
+    assert viewer_client.get(members_url(team)).status_code == 200  # roles now cached
+    assert viewer_client.post(members_url(team), add, format="json").status_code == 403
+    assert owner_client.patch(member_url(team, viewer), {"role": "admin"}, format="json").status_code == 200
+    assert viewer_client.post(members_url(team), add, format="json").status_code == 201
+    assert owner_client.patch(member_url(team, viewer), {"role": "viewer"}, format="json").status_code == 200
+    assert viewer_client.delete(member_url(team, newbie)).status_code == 403
+    assert owner_client.delete(member_url(team, viewer)).status_code == 204
+    response = viewer_client.get(members_url(team))
+    assert response.status_code == 404
+    assert newbie.username not in response.content.decode()

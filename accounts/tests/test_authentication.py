@@ -218,6 +218,24 @@ def test_basic_password_check_is_cached_until_the_password_changes(user, monkeyp
     assert calls == ["ada", "ada"]
 
 
+def test_basic_password_login_is_audited_when_the_password_is_checked(user):
+    client = APIClient(REMOTE_ADDR="10.1.2.4")
+    client.credentials(HTTP_AUTHORIZATION=basic("ada", DEFAULT_PASSWORD), HTTP_USER_AGENT="mlflow-python-client/3.1")
+    assert client.get(ME).status_code == 200
+    assert client.get(ME).status_code == 200  # the verified check is reused: not another login
+    event = AuditEvent.objects.get(action="login.success")
+    assert (event.actor, event.ip, event.user_agent) == (user, "10.1.2.4", "mlflow-python-client/3.1")
+    assert event.details == {"method": "basic"}
+
+
+def test_basic_with_api_token_is_not_a_login(user, make_token):
+    _, plaintext = make_token(user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=basic("ada", plaintext))
+    assert client.get(ME).status_code == 200
+    assert not AuditEvent.objects.filter(action="login.success").exists()
+
+
 def test_basic_cached_credentials_do_not_survive_deactivation(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=basic("ada", DEFAULT_PASSWORD))

@@ -74,6 +74,13 @@ def test_unknown_usernames_are_counted_too(db):
     assert basic_get("ghost", "x").status_code == 429
 
 
+def test_basic_with_a_wrong_api_token_as_password_is_counted(user, make_token):
+    _, theirs = make_token(UserFactory(username="bob"))
+    for password in (theirs, "mlp_abcdefgh_forged", theirs):
+        assert basic_get("ada", password).status_code == 401
+    assert basic_get("ada", DEFAULT_PASSWORD).status_code == 429
+
+
 def test_jwt_obtain_is_throttled(user):
     client = APIClient()
     for _ in range(3):
