@@ -113,81 +113,6 @@ def test_authorization_matrix(db, route: Route, persona: str):
         assert response.has_header("WWW-Authenticate"), "401 responses must carry a WWW-Authenticate challenge"
 
 
-# Routes under /api/ that exist but are not declared yet: the MLflow façade's (unnamed) patterns. Each
-# belongs in its app's tests/authz_routes.py (declared by route, with ``path=``); declaring one means
-# deleting it here. A route added under /api/ and not listed here fails test_every_api_route_is_declared.
-NOT_YET_DECLARED = frozenset(
-    {
-        # experiments/mlflow/urls.py
-        "api/2.0/mlflow/experiments/create",
-        "api/2.0/mlflow/experiments/get",
-        "api/2.0/mlflow/experiments/get-by-name",
-        "api/2.0/mlflow/experiments/search",
-        "api/2.0/mlflow/experiments/update",
-        "api/2.0/mlflow/experiments/delete",
-        "api/2.0/mlflow/experiments/restore",
-        "api/2.0/mlflow/experiments/set-experiment-tag",
-        "api/2.0/mlflow/experiments/delete-experiment-tag",
-        "api/2.0/mlflow/runs/create",
-        "api/2.0/mlflow/runs/update",
-        "api/2.0/mlflow/runs/delete",
-        "api/2.0/mlflow/runs/restore",
-        "api/2.0/mlflow/runs/get",
-        "api/2.0/mlflow/runs/search",
-        "api/2.0/mlflow/runs/log-metric",
-        "api/2.0/mlflow/runs/log-parameter",
-        "api/2.0/mlflow/runs/set-tag",
-        "api/2.0/mlflow/runs/delete-tag",
-        "api/2.0/mlflow/runs/log-batch",
-        "api/2.0/mlflow/runs/log-model",
-        "api/2.0/mlflow/runs/log-inputs",
-        "api/2.0/mlflow/runs/outputs",
-        "api/2.0/mlflow/metrics/get-history",
-        "api/2.0/mlflow/metrics/get-history-bulk-interval",
-        "api/2.0/mlflow/artifacts/list",
-        "api/2.0/mlflow/artifacts/presigned-upload-url",
-        "api/2.0/mlflow/artifacts/presigned-download-url",
-        "api/2.0/mlflow/logged-models",
-        "api/2.0/mlflow/logged-models/search",
-        "api/2.0/mlflow/logged-models/<str:model_id>",
-        "api/2.0/mlflow/logged-models/<str:model_id>/tags",
-        "api/2.0/mlflow/logged-models/<str:model_id>/tags/<path:tag_key>",
-        "api/2.0/mlflow/logged-models/<str:model_id>/params",
-        "api/2.0/mlflow/logged-models/<str:model_id>/artifacts/directories",
-        # registry/mlflow/urls.py
-        "api/2.0/mlflow/registered-models/create",
-        "api/2.0/mlflow/registered-models/get",
-        "api/2.0/mlflow/registered-models/rename",
-        "api/2.0/mlflow/registered-models/update",
-        "api/2.0/mlflow/registered-models/delete",
-        "api/2.0/mlflow/registered-models/search",
-        "api/2.0/mlflow/registered-models/get-latest-versions",
-        "api/2.0/mlflow/registered-models/set-tag",
-        "api/2.0/mlflow/registered-models/delete-tag",
-        "api/2.0/mlflow/registered-models/alias",
-        "api/2.0/mlflow/model-versions/create",
-        "api/2.0/mlflow/model-versions/get",
-        "api/2.0/mlflow/model-versions/update",
-        "api/2.0/mlflow/model-versions/delete",
-        "api/2.0/mlflow/model-versions/transition-stage",
-        "api/2.0/mlflow/model-versions/search",
-        "api/2.0/mlflow/model-versions/get-download-uri",
-        "api/2.0/mlflow/model-versions/set-tag",
-        "api/2.0/mlflow/model-versions/delete-tag",
-        # experiments/mlflow/artifact_urls.py
-        "api/2.0/mlflow-artifacts/artifacts",
-        "api/2.0/mlflow-artifacts/artifacts/",
-        "api/2.0/mlflow-artifacts/artifacts/<path:artifact_path>",
-        "api/2.0/mlflow-artifacts/mpu/create/<path:artifact_path>",
-        "api/2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>",
-        "api/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>",
-        "api/2.0/mlflow-artifacts/presigned/<path:artifact_path>",
-        # experiments/mlflow/v3_urls.py
-        "api/3.0/mlflow/server-info",
-        "api/3.0/mlflow/metrics/get-history",
-    }
-)
-
 VIEW_METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -196,12 +121,12 @@ def api_routes(resolver: URLResolver) -> dict[str, tuple[str, object]]:
     return {key: (route, pattern) for key, route, pattern in walk_patterns(resolver) if route.startswith("api/")}
 
 
-def undeclared_api_routes(resolver: URLResolver, declared: set[str], pending: frozenset[str]) -> list[str]:
-    """Routes under ``api/`` that are neither declared nor knowingly pending, as readable lines."""
+def undeclared_api_routes(resolver: URLResolver, declared: set[str]) -> list[str]:
+    """Routes under ``api/`` that no authz_routes.py declares, as readable lines."""
     return sorted(
         f"{key}  ({route})" if key != route else key
         for key, (route, _) in api_routes(resolver).items()
-        if key not in declared and key not in pending
+        if key not in declared
     )
 
 
@@ -215,16 +140,8 @@ def view_methods(pattern: object) -> set[str]:
 
 
 def test_every_api_route_is_declared():
-    missing = undeclared_api_routes(get_resolver(), {route.url_name for route in ROUTES}, NOT_YET_DECLARED)
+    missing = undeclared_api_routes(get_resolver(), {route.url_name for route in ROUTES})
     assert not missing, "API routes missing from every tests/authz_routes.py:\n  " + "\n  ".join(missing)
-
-
-def test_not_yet_declared_list_is_current():
-    """A route declared in some tests/authz_routes.py must leave NOT_YET_DECLARED (the list only shrinks)."""
-    declared = {route.url_name for route in ROUTES}
-    both = sorted(NOT_YET_DECLARED & declared)
-    assert not both, "declared now, so remove from NOT_YET_DECLARED:\n  " + "\n  ".join(both)
-    assert NOT_YET_DECLARED & set(api_routes(get_resolver())), "NOT_YET_DECLARED names no existing route"
 
 
 def test_every_method_of_a_declared_route_is_declared():
@@ -261,11 +178,9 @@ def test_a_route_added_without_a_declaration_is_reported():
         },
     )
     resolver = URLResolver(r"^/", urlconf)
-    missing = undeclared_api_routes(resolver, declared={"known-name"}, pending=frozenset({"api/2.0/mlflow/known"}))
+    missing = undeclared_api_routes(resolver, declared={"known-name", "api/2.0/mlflow/known"})
     assert missing == ["api/2.0/mlflow/things/get", "thing  (api/<version>/things/<int:pk>/)"]
-    assert undeclared_api_routes(resolver, declared={"thing", "api/2.0/mlflow/things/get"}, pending=frozenset()) == [
-        "api/2.0/mlflow/known"
-    ]
+    assert undeclared_api_routes(resolver, declared={"thing", "api/2.0/mlflow/things/get"}) == ["api/2.0/mlflow/known"]
 
 
 def test_walker_sees_nested_and_unnamed_routes():

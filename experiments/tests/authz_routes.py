@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from experiments.artifacts import run_artifact_dir
 from experiments.models import LifecycleStage
+from experiments.tests.authz_routes_mlflow import MLFLOW_ROUTES
 from experiments.tests.factories import ExperimentFactory, ExperimentTagFactory, RunFactory, RunTagFactory
 from tests.authz import Route, World, statuses
 
@@ -105,4 +106,6 @@ ROUTES = [
     Route("GET", "run-artifact", READ, kwargs=artifact),
     Route("PUT", "run-artifact", CREATE, kwargs=new_artifact, body=lambda w: {"any": "bytes"}),
     Route("DELETE", "run-artifact", DELETE, kwargs=artifact),
+    # The MLflow façade's routes (unnamed; declared by route).
+    *MLFLOW_ROUTES,
 ]

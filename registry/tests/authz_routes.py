@@ -3,6 +3,7 @@
 from django.utils import timezone
 
 from registry.models import Alias, DeploymentStatus
+from registry.tests.authz_routes_mlflow import REGISTRY_ROUTES
 from registry.tests.factories import (
     AlertRuleFactory,
     DeploymentFactory,
@@ -194,4 +195,6 @@ ROUTES = [
     Route("DELETE", "registry-webhook-detail", admin(204), kwargs=webhook),
     Route("POST", "registry-webhook-test", admin(202), kwargs=webhook),
     Route("GET", "registry-webhook-deliveries", READ, kwargs=webhook),
+    # The MLflow façade's routes (unnamed; declared by route).
+    *REGISTRY_ROUTES,
 ]
