@@ -69,12 +69,32 @@ def team_create(
     return team
 
 
+PERSONAL_TEAM_ATTEMPTS = 20
+
+
+def _personal_team(user: User) -> Team | None:
+    return Team.objects.filter(is_personal=True, memberships__user=user, memberships__role=Role.OWNER).first()
+
+
 def personal_team_for(user: User) -> Team:
-    """The user's personal default team, created on first use, so logging works with no set-up."""
-    team = Team.objects.filter(is_personal=True, memberships__user=user, memberships__role=Role.OWNER).first()
+    """The user's personal default team, created on first use, so logging works with no set-up.
+
+    It is named ``<username> (personal)``; when another team already has that name (team names are
+    unique and anyone may create teams), ``<username> (personal) 2``, 3, ... A concurrent first request
+    of the same user that created it first wins, and this one returns that team.
+    """
+    team = _personal_team(user)
     if team is not None:
         return team
-    return team_create(name=f"{user.get_username()} (personal)", creator=user, is_personal=True)
+    base = f"{user.get_username()[: TEAM_NAME_MAX - 15]} (personal)"
+    for attempt in range(1, PERSONAL_TEAM_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():  # the team and its owner membership appear together
+                return team_create(name=base if attempt == 1 else f"{base} {attempt}", creator=user, is_personal=True)
+        except Conflict:
+            if (team := _personal_team(user)) is not None:
+                return team
+    raise Conflict(f"Could not find a free name for {user.get_username()!r}'s personal team; create a team instead.")
 
 
 @transaction.atomic

@@ -27,6 +27,49 @@ def test_personal_team_is_created_once(db):
     assert Membership.objects.get(team=team).role == Role.OWNER
 
 
+def test_personal_team_name_taken_by_another_team_gets_a_number(db):
+    team_create(name="bob (personal)", creator=UserFactory(username="mallory"))
+    team_create(name="bob (personal) 2", creator=UserFactory(username="eve"))
+    bob = UserFactory(username="bob")
+    team = personal_team_for(bob)
+    assert (team.name, team.is_personal) == ("bob (personal) 3", True)
+    assert Membership.objects.get(team=team).user == bob
+    assert personal_team_for(bob) == team
+
+
+def test_personal_team_of_a_long_username_fits_the_name_limit(db):
+    user = UserFactory(username="u" * 150)
+    assert personal_team_for(user).name == "u" * 135 + " (personal)"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_requests_share_one_personal_team():
+    import threading
+
+    from django.db import connection
+
+    user = UserFactory(username="racer")
+    barrier = threading.Barrier(4)
+    results: list = []
+
+    def first_request():
+        try:
+            barrier.wait(timeout=10)
+            results.append(personal_team_for(user).pk)
+        except Exception as exc:  # a Conflict here is the bug
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first_request) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == 4 and len(set(results)) == 1, results
+    assert Team.objects.filter(is_personal=True, memberships__user=user).count() == 1
+
+
 def test_team_slug_is_made_unique(db):
     TeamFactory(name="first", slug="ml-ops")
     assert team_create(name="ML Ops", creator=UserFactory()).slug == "ml-ops-2"
