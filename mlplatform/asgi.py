@@ -8,6 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlplatform.settings")
 # Django must be set up before anything imports models (consumers, auth middleware).
 django.setup(set_prefix=False)
 
+from mlplatform import daphne_body  # noqa: E402
+
+# Request bodies are served from daphne's spool file, not memory; oversized ones are refused (413).
+daphne_body.apply()
+
 from mlplatform.asgi_http import OneHopASGIHandler  # noqa: E402
 
 django_asgi_app = OneHopASGIHandler()
