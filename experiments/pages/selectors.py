@@ -20,7 +20,6 @@ from django.db.models import (
     Count,
     F,
     FilteredRelation,
-    FloatField,
     IntegerField,
     Max,
     Q,
@@ -123,7 +122,7 @@ class RunsPage:
 
 
 def _sort_annotations(queryset: QuerySet, sort: Sort) -> QuerySet:
-    """Annotate ``_rank`` (0 value, 1 NaN, 2 missing) and ``_value`` for the sort column."""
+    """Annotate ``_rank`` (0 value, 2 missing) and ``_value`` for a run attribute, param or tag sort column."""
     if sort.column == "start_time":
         return queryset.annotate(_rank=Value(0, output_field=IntegerField()), _value=F("start_time"))
     if sort.column in SORT_ATTRIBUTES:
@@ -136,19 +135,10 @@ def _sort_annotations(queryset: QuerySet, sort: Sort) -> QuerySet:
             ),
             _value=column,
         )
+    # Params and tags (metrics have their own reader, ``_metric_sorted_rows``).
     entity, _, key = sort.column.partition(".")
-    relation = {"metrics": "latest_metrics", "params": "params", "tags": "tags"}[entity]
+    relation = {"params": "params", "tags": "tags"}[entity]
     queryset = queryset.annotate(_sorted=FilteredRelation(relation, condition=Q(**{f"{relation}__key": key})))
-    if entity == "metrics":
-        return queryset.annotate(
-            _rank=Case(
-                When(_sorted__id__isnull=True, then=Value(2)),
-                When(_sorted__is_nan=True, then=Value(1)),
-                default=Value(0),
-                output_field=IntegerField(),
-            ),
-            _value=Case(When(_sorted__is_nan=False, then=F("_sorted__value")), output_field=FloatField()),
-        )
     return queryset.annotate(
         _rank=Case(When(_sorted__id__isnull=True, then=Value(2)), default=Value(0), output_field=IntegerField()),
         _value=F("_sorted__value"),
@@ -168,6 +158,76 @@ def _after(cursor: dict[str, Any], sort: Sort) -> Q:
     else:
         same_rank = tie
     return Q(_rank__gt=cursor["r"]) | (Q(_rank=cursor["r"]) & same_rank)
+
+
+def _and_terms(tree: Any) -> list[Any]:
+    """The conjuncts of a filter tree (the tree itself unless it is an AND)."""
+    if isinstance(tree, search.BoolOp) and tree.op == "AND":
+        return [term for child in tree.children for term in _and_terms(child)]
+    return [] if tree is None else [tree]
+
+
+def _sort_metric_terms(tree: Any, sort: Sort) -> Q | None:
+    """The filter's numeric tests on the sort metric (``metrics.acc > 0.5`` when sorting by acc), or None.
+
+    Restated on the sort's own join they let the database walk the metric's index from the first
+    matching value, instead of stepping over every run the filter's ``EXISTS`` then rejects.
+    """
+    key = sort.column.partition(".")[2]
+    restated = None
+    for term in _and_terms(tree):
+        ident = getattr(term, "identifier", None)
+        if ident is None or ident.entity != "metric" or ident.key != key or term.op not in search.NUMBER_LOOKUPS:
+            continue
+        test = Q(**{f"_sorted__value__{search.NUMBER_LOOKUPS[term.op]}": term.value})
+        restated = test if restated is None else restated & test
+    return restated
+
+
+def _metric_sorted_rows(
+    runs: QuerySet, sort: Sort, cursor: dict[str, Any] | None, limit: int, *, restated: Q | None = None
+) -> list[Run]:
+    """Up to ``limit`` runs in a metric's order, read one rank at a time from the cursor's rank on.
+
+    Runs with a value come first, walked in value order (the ``latestmetric (key, is_nan, value)``
+    index serves it, so a page over 100k runs stops after its rows instead of sorting them all), then
+    runs whose value is NaN, then runs without the metric, each newest first. The rows carry the
+    ``_rank``/``_value`` a page token is made of, like ``_sort_annotations``' single query.
+    ``restated``: the filter's own tests on the sort metric; only runs with a value can pass them.
+    """
+    key = sort.column.partition(".")[2]
+    runs = runs.annotate(_sorted=FilteredRelation("latest_metrics", condition=Q(latest_metrics__key=key)))
+    newest = ["-start_time", "-id"]
+    value = F("_sorted__value")
+    with_value = Q(_sorted__is_nan=False) if restated is None else Q(_sorted__is_nan=False) & restated
+    segments: list[tuple[int, Q, list[Any]]] = [
+        (0, with_value, [value.asc() if sort.ascending else value.desc(), *newest]),
+    ]
+    if restated is None:
+        segments += [(1, Q(_sorted__is_nan=True), newest), (2, Q(_sorted__id__isnull=True), newest)]
+    rows: list[Run] = []
+    for rank, condition, ordering in segments:
+        if cursor is not None and rank < cursor["r"]:
+            continue
+        if cursor is not None and rank == cursor["r"]:
+            tie = Q(start_time__lt=cursor["s"]) | Q(start_time=cursor["s"], id__lt=cursor["i"])
+            if rank == 0:
+                beyond = Q(_sorted__value__gt=cursor["v"]) if sort.ascending else Q(_sorted__value__lt=cursor["v"])
+                tie = beyond | (Q(_sorted__value=cursor["v"]) & tie)
+            condition &= tie
+        # One filter() call: each further call on the relation would join latestmetric once more.
+        queryset = runs.filter(condition)
+        if rank == 0:
+            queryset = queryset.annotate(_value=value)
+        found = list(queryset.select_related("user").order_by(*ordering)[: limit - len(rows)])
+        for run in found:
+            run._rank = rank
+            if rank:
+                run._value = None
+        rows += found
+        if len(rows) >= limit:
+            break
+    return rows
 
 
 def encode_cursor(run: Any, sort: Sort) -> str:
@@ -209,19 +269,22 @@ def runs_page(
     """One keyset page of the experiment's active runs, filtered with the API's grammar, with their values."""
     authorize(user, Action.READ, experiment, label="Experiment")
     sort = sort or Sort()
-    condition = search.compile_filter(search.parse_filter(filter_string))
+    tree = search.parse_filter(filter_string)
+    condition = search.compile_filter(tree)
     cursor = decode_cursor(page_token, sort)
     runs = Run.objects.filter(experiment=experiment, lifecycle_stage=LifecycleStage.ACTIVE).filter(condition)
-    runs = _sort_annotations(runs, sort)
-    if cursor is not None:
-        runs = runs.filter(_after(cursor, sort))
-    if sort.column == "start_time":
-        # The default table order, straight off the (experiment, lifecycle_stage, start_time) index.
-        ordering = ["start_time" if sort.ascending else "-start_time", "-id"]
+    if sort.column.startswith("metrics."):
+        rows = _metric_sorted_rows(runs, sort, cursor, page_size + 1, restated=_sort_metric_terms(tree, sort))
     else:
-        ordering = ["_rank", F("_value").asc() if sort.ascending else F("_value").desc(), "-start_time", "-id"]
-    runs = runs.select_related("user").order_by(*ordering)
-    rows = list(runs[: page_size + 1])
+        runs = _sort_annotations(runs, sort)
+        if cursor is not None:
+            runs = runs.filter(_after(cursor, sort))
+        if sort.column == "start_time":
+            # The default table order, straight off the (experiment, lifecycle_stage, start_time) index.
+            ordering = ["start_time" if sort.ascending else "-start_time", "-id"]
+        else:
+            ordering = ["_rank", F("_value").asc() if sort.ascending else F("_value").desc(), "-start_time", "-id"]
+        rows = list(runs.select_related("user").order_by(*ordering)[: page_size + 1])
     next_token = encode_cursor(rows[page_size - 1], sort) if len(rows) > page_size else None
     rows = rows[:page_size]
     return RunsPage(runs=rows, next_token=next_token, **run_values(run_ids=[run.id for run in rows]))

@@ -152,6 +152,8 @@ def test_open_a_run_and_see_a_logged_point_within_two_seconds(page, sign_in, peo
     expect(chart).to_have_attribute("data-points", "10")
     expect(page.locator("#live-indicator")).to_have_text("Live")
     run_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    # Mark the chart's canvas: a chart rebuilt from scratch (destroy + new uPlot) would lose the mark.
+    chart.locator("canvas").evaluate("canvas => { canvas.dataset.original = 'yes'; }")
     _, token = api_token_create(user=people["editor"], name="browser")
     started = time.monotonic()
     api_post(
@@ -161,6 +163,7 @@ def test_open_a_run_and_see_a_logged_point_within_two_seconds(page, sign_in, peo
     assert time.monotonic() - started < 2
     expect(page.locator('section[data-metric-key="loss"] [data-latest]')).to_have_text("0.05 @ step 10")
     expect(page.locator('tr[data-latest-key="loss"] [data-step]')).to_have_text("10")
+    expect(chart.locator("canvas")).to_have_attribute("data-original", "yes")
     api_post(
         base_url,
         token,
@@ -294,3 +297,110 @@ def test_registry_and_artifact_pages_render_without_console_errors(page, sign_in
     ):
         page.goto(path)
         expect(page.locator("h1")).to_contain_text(heading)
+
+
+# Every table must fit its panel or scroll inside its own box; the page itself must never scroll sideways.
+OVERFLOW_PROBLEMS_JS = """() => {
+  const problems = [];
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > width + 1) {
+    problems.push(`page is ${document.documentElement.scrollWidth}px wide in a ${width}px window`);
+  }
+  const scrolls = (el) => ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+  for (const table of document.querySelectorAll("main table")) {
+    const box = table.closest(".panel, .chart-card, main");
+    if (table.getBoundingClientRect().right <= box.getBoundingClientRect().right + 1) continue;
+    let el = table.parentElement;
+    while (el && el !== box && !scrolls(el)) el = el.parentElement;
+    if (!el || el === box) problems.push(`table ${table.id || table.rows[0].innerText.slice(0, 30)} overflows its box`);
+  }
+  return problems;
+}"""
+
+
+def test_phone_width_pages_do_not_scroll_sideways(page, sign_in, people, experiment, deployed):
+    editor = people["editor"]
+    # Names and values as long as real ones (a sweep's run names, a firing alert) widen the tables.
+    for number, optimizer in enumerate(("adamw", "sgd", "adam")):
+        run = services.run_create(user=editor, experiment=experiment, name=f"{optimizer}-lr0.003-bs128-{number:02d}")
+        services.log_batch(
+            user=editor,
+            run=run,
+            metrics=[{"key": "val_loss", "value": 0.123456 + number, "timestamp": 1_700_000_000_000, "step": 0}],
+            params=[{"key": "learning_rate_schedule", "value": f"cosine-warmup-{number}"}],
+        )
+    AlertRuleFactory(deployment=deployed, metric="latency_ms", comparison="gt", threshold=10, window_seconds=300)
+    now = int(time.time() * 1000)
+    registry_services.monitoring_ingest(
+        user=people["admin"], deployment=deployed, metrics=[{"key": "latency_ms", "value": 99.0, "timestamp": now}]
+    )
+    runs = {run.name: run.run_uuid for run in experiment.runs.all()}
+    version = deployed.version
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, people["admin"], "/")
+    problems = {}
+    for path in (
+        "/",
+        f"/experiments/{experiment.pk}/",
+        f"/experiments/{experiment.pk}/?filter=metrics.acc+%3E%3E+1",
+        f"/runs/{runs['live-run']}/",
+        "/compare/?" + "&".join(f"runs={run_id}" for name, run_id in runs.items() if "-lr" in name),
+        "/models/",
+        f"/models/{version.model_id}/",
+        f"/models/{version.model_id}/versions/{version.version}/",
+        "/deployments/",
+        f"/deployments/{deployed.pk}/",
+        f"/deployments/{deployed.pk}/rollback/",
+    ):
+        page.goto(path)
+        found = page.evaluate(OVERFLOW_PROBLEMS_JS)
+        if found:
+            problems[path] = found
+    assert not problems
+
+
+def tab_to(page, selector: str, presses: int = 60, key: str = "Tab") -> None:
+    """Press Tab (or ``key``) until the element matching ``selector`` has the focus (fails when it never gets it)."""
+    for _ in range(presses):
+        page.keyboard.press(key)
+        if page.evaluate("(selector) => document.activeElement.matches(selector)", selector):
+            return
+    raise AssertionError(f"{selector} is not reachable with the Tab key")
+
+
+def test_runs_table_controls_work_from_the_keyboard(page, sign_in, people, experiment):
+    sign_in(page, people["viewer"], f"/experiments/{experiment.pk}/")
+    expect(page.locator("#live-indicator")).to_have_text("Live")
+    # The column chooser opens with Enter and its checkboxes toggle with Space.
+    tab_to(page, "#column-chooser summary")
+    page.keyboard.press("Enter")
+    tab_to(page, '[data-col-toggle="params.optimizer"]')
+    page.keyboard.press("Space")
+    expect(page.locator('th[data-col="params.optimizer"]')).to_be_hidden()
+    # Ticking two runs with Space enables the compare button, which Enter presses.
+    tab_to(page, 'input[name="runs"][aria-label^="Select low"]')
+    page.keyboard.press("Space")
+    tab_to(page, 'input[name="runs"][aria-label^="Select high"]')
+    page.keyboard.press("Space")
+    expect(page.locator("#compare-button")).to_have_text("Compare 2 runs")
+    tab_to(page, "#compare-button", key="Shift+Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/compare/**")
+    # A sort link is reachable and followed with Enter.
+    page.go_back()
+    tab_to(page, 'a[title="Sort by metrics.acc"]')
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"sort=-metrics\.acc"))
+
+
+def test_run_chart_controls_work_from_the_keyboard(page, sign_in, people, experiment):
+    run = experiment.runs.get(name="live-run")
+    sign_in(page, people["viewer"], f"/runs/{run.run_uuid}/")
+    tab_to(page, "[data-control=x-axis]")
+    page.keyboard.press("ArrowDown")
+    tab_to(page, "[data-control=smoothing]")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("[data-control=smoothing-value]")).to_have_text("0.01")
+    tab_to(page, "[data-control=log]")
+    page.keyboard.press("Space")
+    expect(page.locator("[data-control=log]")).to_be_checked()

@@ -12,10 +12,13 @@ import random
 import struct
 import time
 import zlib
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Team, User
 from accounts.services import team_create
@@ -23,6 +26,15 @@ from experiments import artifacts, services
 from experiments.limits import MAX_METRICS_PER_BATCH
 from experiments.models import Run
 from registry import services as registry_services
+from registry.models import (
+    Alert,
+    Alias,
+    Deployment,
+    DeploymentEvent,
+    ModelVersion,
+    RegisteredModel,
+    StageTransition,
+)
 
 TEAM_NAME = "demo"
 EXPERIMENTS = [
@@ -31,6 +43,17 @@ EXPERIMENTS = [
     ("resnet50-imagenet-subset", "ResNet-50 on a 100-class ImageNet subset, augmentation ablation.", 10, 500),
 ]
 STEP_SECONDS = 3
+# Registry rows whose times a step of the demo story moves back to when that step "happened".
+BACKDATED: list[tuple[Any, tuple[str, ...]]] = [
+    (RegisteredModel, ("created_at", "updated_at")),
+    (ModelVersion, ("created_at", "updated_at")),
+    (StageTransition, ("created_at",)),
+    (Alias, ("updated_at",)),
+    (Deployment, ("created_at", "updated_at", "went_live_at", "retired_at")),
+    (DeploymentEvent, ("created_at",)),
+    (Alert, ("raised_at", "resolved_at")),
+]
+T = TypeVar("T")
 
 
 def _png(width: int, height: int, pixel: Any) -> bytes:
@@ -170,61 +193,128 @@ class Command(BaseCommand):
 
     # Registry ---------------------------------------------------------------------------------
 
+    def at(self, when: datetime, step: Callable[[], T]) -> T:
+        """Run one step of the demo story, then date what it wrote (or changed) at ``when``.
+
+        The services stamp rows with the current time; without this every version, stage change,
+        deployment and alert of the demo would read "a few seconds ago".
+        """
+        marker = timezone.now()
+        result = step()
+        for model, fields in BACKDATED:
+            for name in fields:
+                model.objects.filter(**{f"{name}__gte": marker}).update(**{name: when})
+        return result
+
     def make_registry(self, user: User, team: Team, runs: list[Run]) -> None:
-        """A model with three versions, stages, an alias, two environments, deployments and monitoring."""
+        """A model with three versions, stages, an alias, two environments, deployments and monitoring.
+
+        The story is dated like a real one: versions over the last days, production's current version
+        deployed a few hours ago, and its monitoring (with an error spike and its alert) over the last hour.
+        """
+        now = timezone.now()
+        days = [now - timedelta(days=3, hours=2), now - timedelta(days=2, hours=5), now - timedelta(days=1, hours=3)]
         finished = [run for run in runs if run.status != "RUNNING"][:3]
-        model = registry_services.registered_model_create(
-            user=user, team=team, name="mnist-classifier", description="Digit classifier served by the demo API."
+        model = self.at(
+            days[0] - timedelta(hours=1),
+            lambda: registry_services.registered_model_create(
+                user=user, team=team, name="mnist-classifier", description="Digit classifier served by the demo API."
+            ),
         )
         versions = [
-            registry_services.model_version_create(
-                user=user,
-                model=model,
-                source=f"runs:/{run.run_uuid}/model",
-                run=run,
-                description=f"Trained by {run.name}.",
+            self.at(
+                day,
+                lambda run=run: registry_services.model_version_create(
+                    user=user,
+                    model=model,
+                    source=f"runs:/{run.run_uuid}/model",
+                    run=run,
+                    description=f"Trained by {run.name}.",
+                ),
             )
-            for run in finished
+            for day, run in zip(days, finished, strict=False)
         ]
-        registry_services.model_version_transition_stage(user=user, version=versions[0], stage="Staging")
-        registry_services.model_version_transition_stage(
-            user=user, version=versions[0], stage="Production", comment="Passed offline evaluation."
+        staging = self.at(days[0], lambda: registry_services.environment_create(user=user, team=team, name="staging"))
+        production = self.at(
+            days[0], lambda: registry_services.environment_create(user=user, team=team, name="production")
         )
-        registry_services.model_version_transition_stage(user=user, version=versions[1], stage="Staging")
-        registry_services.alias_set(user=user, model=model, alias="champion", version=versions[1])
-        registry_services.alias_set(user=user, model=model, alias="baseline", version=versions[0])
-        registry_services.registered_model_create(
-            user=user, team=team, name="sst2-sentiment", description="Sentiment model (no versions yet)."
+        self.at(
+            days[0] + timedelta(minutes=20),
+            lambda: registry_services.model_version_transition_stage(user=user, version=versions[0], stage="Staging"),
         )
-        staging = registry_services.environment_create(user=user, team=team, name="staging")
-        production = registry_services.environment_create(user=user, team=team, name="production")
-        first = registry_services.deploy(
-            user=user, version=versions[0], environment=staging, endpoint_url="http://staging.internal/mnist"
+        first = self.at(
+            days[0] + timedelta(minutes=25),
+            lambda: registry_services.deploy(
+                user=user, version=versions[0], environment=staging, endpoint_url="http://staging.internal/mnist"
+            ),
         )
-        registry_services.promote(user=user, deployment=first, endpoint_url="http://prod.internal/mnist")
-        registry_services.deploy(user=user, version=versions[1], environment=staging)
-        live = registry_services.deploy(
-            user=user, version=versions[1], environment=production, endpoint_url="http://prod.internal/mnist"
+        self.at(
+            days[0] + timedelta(hours=20),
+            lambda: registry_services.model_version_transition_stage(
+                user=user, version=versions[0], stage="Production", comment="Passed offline evaluation."
+            ),
         )
-        registry_services.alert_rule_create(
-            user=user, deployment=live, metric="error_rate", comparison="gt", threshold=0.05, window_seconds=300
+        self.at(
+            days[0] + timedelta(hours=20, minutes=5),
+            lambda: registry_services.promote(user=user, deployment=first, endpoint_url="http://prod.internal/mnist"),
+        )
+        self.at(
+            days[0] + timedelta(hours=20, minutes=6),
+            lambda: registry_services.alias_set(user=user, model=model, alias="baseline", version=versions[0]),
+        )
+        self.at(
+            days[1] + timedelta(minutes=30),
+            lambda: registry_services.model_version_transition_stage(user=user, version=versions[1], stage="Staging"),
+        )
+        self.at(
+            days[1] + timedelta(minutes=40),
+            lambda: registry_services.deploy(user=user, version=versions[1], environment=staging),
+        )
+        self.at(
+            now - timedelta(hours=4),
+            lambda: registry_services.alias_set(user=user, model=model, alias="champion", version=versions[1]),
+        )
+        live = self.at(
+            now - timedelta(hours=4),
+            lambda: registry_services.deploy(
+                user=user, version=versions[1], environment=production, endpoint_url="http://prod.internal/mnist"
+            ),
+        )
+        self.at(
+            now - timedelta(hours=4),
+            lambda: registry_services.alert_rule_create(
+                user=user, deployment=live, metric="error_rate", comparison="gt", threshold=0.05, window_seconds=300
+            ),
+        )
+        self.at(
+            now - timedelta(days=1),
+            lambda: registry_services.registered_model_create(
+                user=user, team=team, name="sst2-sentiment", description="Sentiment model (no versions yet)."
+            ),
         )
         self.monitoring(user, live)
         self.stdout.write("registry: 2 models, 3 versions, 2 environments, 4 deployments")
 
     def monitoring(self, user: User, deployment: Any) -> None:
-        """An hour of latency, error rate and drift points, one every 30 s."""
+        """An hour of latency, error rate and drift points, one every 30 s (each dated, with its alerts)."""
         rng = self.rng
-        points = []
         count = 120
+        batch: list[dict[str, Any]] = []
         for i in range(count):
             t = self.now_ms - (count - i) * 30_000
             spike = 1.0 if 80 <= i < 90 else 0.0
             latency = 42 + 6 * math.sin(i / 9) + rng.gauss(0, 3) + 60 * spike
             errors = max(0.0, 0.01 + rng.gauss(0, 0.004) + 0.06 * spike)
             drift = 0.1 + i / count * 0.15 + rng.gauss(0, 0.01)
-            points.append({"key": "latency_ms", "value": round(latency, 2), "timestamp": t})
-            points.append({"key": "error_rate", "value": round(errors, 4), "timestamp": t})
-            points.append({"key": "drift_score", "value": round(drift, 4), "timestamp": t})
-        for begin in range(0, len(points), 90):
-            registry_services.monitoring_ingest(user=user, deployment=deployment, metrics=points[begin : begin + 90])
+            batch.append({"key": "latency_ms", "value": round(latency, 2), "timestamp": t})
+            batch.append({"key": "error_rate", "value": round(errors, 4), "timestamp": t})
+            batch.append({"key": "drift_score", "value": round(drift, 4), "timestamp": t})
+            # One batch per 2.5 minutes, as a sidecar would post them; alerts are dated with their batch.
+            if len(batch) == 15 or i == count - 1:
+                points, batch = batch, []
+                self.at(
+                    datetime.fromtimestamp(t / 1000, tz=timezone.get_current_timezone()),
+                    lambda points=points: registry_services.monitoring_ingest(
+                        user=user, deployment=deployment, metrics=points
+                    ),
+                )
