@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from django.core.files.storage import InMemoryStorage, storages
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -26,6 +27,19 @@ def _isolated_login_throttle(settings) -> None:
 def _temporary_artifact_root(settings, tmp_path_factory) -> None:
     """Artifacts written by any test (API, MLflow façade, matrix) land in a temporary folder, never in ./var."""
     settings.ARTIFACT_ROOT = tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture
+def memory_artifact_storage(settings):
+    """Artifacts in Django's ``InMemoryStorage`` instead of on disk: exercises the generic storage-API path.
+
+    Changing ``STORAGES`` fires ``setting_changed``, on which Django drops its cached storage instances, so
+    ``storages["artifacts"]`` is a fresh, empty in-memory store for this test (and the disk store after it).
+    """
+    settings.STORAGES = {**settings.STORAGES, "artifacts": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
+    storage = storages["artifacts"]
+    assert isinstance(storage, InMemoryStorage)
+    return storage
 
 
 @pytest.fixture

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
 import uuid
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -25,7 +22,7 @@ from accounts.models import Team
 from accounts.permissions import Action, authorize
 from accounts.services import personal_team_for
 from experiments import limits
-from experiments.artifacts import run_artifact_dir
+from experiments.artifacts import delete_experiment_artifacts, delete_run_artifacts
 from experiments.limits import MetricPoint
 from experiments.live import publish_run_event
 from experiments.models import (
@@ -378,9 +375,8 @@ def run_hard_delete(*, user: Any, run: Run, request: Any = None) -> None:
         details={"run_id": run.run_uuid, "experiment_id": run.experiment_id},
     )
     _lock_runs(Run.objects.filter(pk=run.pk))
-    folder = run_artifact_dir(run).parent
-    run.delete()
-    transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+    run.delete()  # keeps ``experiment_id`` and ``run_uuid`` on the instance, which name its folder
+    transaction.on_commit(lambda: delete_run_artifacts(run))
 
 
 @transaction.atomic
@@ -396,9 +392,9 @@ def experiment_hard_delete(*, user: Any, experiment: Experiment, request: Any = 
         details={"name": experiment.name, "runs": experiment.runs.count()},
     )
     _lock_runs(Run.objects.filter(experiment=experiment))
-    folder = Path(settings.ARTIFACT_ROOT) / str(experiment.pk)
+    experiment_id = experiment.pk
     experiment.delete()
-    transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+    transaction.on_commit(lambda: delete_experiment_artifacts(experiment_id))
 
 
 # Logging (the hot path) ------------------------------------------------------------------------

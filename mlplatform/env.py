@@ -6,6 +6,7 @@ variable's parsing is tested directly and settings.py stays a list of calls.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # 100+ subscriptions raised MaxConnectionsError.
 REDIS_LAYER_SOCKET_TIMEOUT_S = 30
 REDIS_LAYER_MAX_CONNECTIONS = 2000
+# Artifacts live on the filesystem under ARTIFACT_ROOT unless ARTIFACT_STORAGE_BACKEND names another storage.
+ARTIFACT_FILESYSTEM_STORAGE = "experiments.storage.ArtifactFileSystemStorage"
+DJANGO_FILESYSTEM_STORAGE = "django.core.files.storage.FileSystemStorage"
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -82,6 +86,32 @@ def log_level(env: Mapping[str, str], name: str = "LOG_LEVEL", default: str = "I
     if level not in LOG_LEVELS or not isinstance(logging.getLevelName(level), int):
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(LOG_LEVELS)}; got {raw!r}")
     return level
+
+
+def artifact_storage(env: Mapping[str, str], *, artifact_root: Path) -> dict[str, Any]:
+    """The ``STORAGES["artifacts"]`` entry: ``ARTIFACT_STORAGE_BACKEND`` with ``ARTIFACT_STORAGE_OPTIONS`` (JSON).
+
+    Without a backend it is the filesystem store under ``ARTIFACT_ROOT``, which follows the setting when it
+    changes (tests move it). Django's own ``FileSystemStorage`` without a ``location`` option gets
+    ``ARTIFACT_ROOT`` too, never ``MEDIA_ROOT``. Options that are not a JSON object refuse to start.
+    """
+    backend = (env.get("ARTIFACT_STORAGE_BACKEND") or "").strip() or ARTIFACT_FILESYSTEM_STORAGE
+    raw = (env.get("ARTIFACT_STORAGE_OPTIONS") or "").strip()
+    options: Any = {}
+    if raw:
+        try:
+            options = json.loads(raw)
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"ARTIFACT_STORAGE_OPTIONS must be a JSON object; it is not JSON: {exc}"
+            ) from exc
+        if not isinstance(options, dict):
+            raise ImproperlyConfigured(
+                f"ARTIFACT_STORAGE_OPTIONS must be a JSON object of the backend's options; got {type(options).__name__}"
+            )
+    if backend == DJANGO_FILESYSTEM_STORAGE and "location" not in options:
+        options = {**options, "location": str(artifact_root)}
+    return {"BACKEND": backend, "OPTIONS": options}
 
 
 def secret_key(env: Mapping[str, str], *, debug: bool) -> str:

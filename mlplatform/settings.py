@@ -1,7 +1,7 @@
 """Django settings, read from the environment (12-factor).
 
 Variables: DEBUG, SECRET_KEY, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, DATABASE_URL,
-REDIS_URL, ARTIFACT_ROOT, LOG_LEVEL, API throttle rates. See README.md.
+REDIS_URL, ARTIFACT_ROOT, ARTIFACT_STORAGE_BACKEND/_OPTIONS, LOG_LEVEL, API throttle rates. See README.md.
 """
 
 import os
@@ -119,16 +119,18 @@ STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 STATICFILES_DIRS = [BASE_DIR / "static"]
+ARTIFACT_ROOT = Path(ENV.get("ARTIFACT_ROOT", VAR_DIR / "artifacts"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Not the manifest storage: it makes every page fail until collectstatic has run, and
     # `make run` / tests must work straight from a clone. whitenoise still compresses.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Run artifacts (experiments.artifacts): ARTIFACT_ROOT on disk, or ARTIFACT_STORAGE_BACKEND/_OPTIONS.
+    "artifacts": env.artifact_storage(ENV, artifact_root=ARTIFACT_ROOT),
 }
 # Serve straight from the app/static finders when collectstatic has not run (tests, first run).
 WHITENOISE_USE_FINDERS = True
 
-ARTIFACT_ROOT = Path(ENV.get("ARTIFACT_ROOT", VAR_DIR / "artifacts"))
 ARTIFACT_MAX_UPLOAD_BYTES = env.env_int(ENV, "ARTIFACT_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.env_int(ENV, "DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 

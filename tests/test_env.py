@@ -118,3 +118,40 @@ def test_log_level():
     assert env.log_level({"LOG_LEVEL": " warning "}) == "WARNING"
     with pytest.raises(ImproperlyConfigured, match="LOG_LEVEL"):
         env.log_level({"LOG_LEVEL": "LOUD"})
+
+
+def test_artifact_storage_defaults_to_the_artifact_root_on_disk(tmp_path):
+    assert env.artifact_storage({}, artifact_root=tmp_path) == {
+        "BACKEND": "experiments.storage.ArtifactFileSystemStorage",
+        "OPTIONS": {},
+    }
+    assert env.artifact_storage(
+        {"ARTIFACT_STORAGE_BACKEND": " ", "ARTIFACT_STORAGE_OPTIONS": ""}, artifact_root=tmp_path
+    )["BACKEND"] == ("experiments.storage.ArtifactFileSystemStorage")
+
+
+def test_artifact_storage_django_filesystem_gets_artifact_root_unless_located(tmp_path):
+    backend = "django.core.files.storage.FileSystemStorage"
+    assert env.artifact_storage({"ARTIFACT_STORAGE_BACKEND": backend}, artifact_root=tmp_path) == {
+        "BACKEND": backend,
+        "OPTIONS": {"location": str(tmp_path)},
+    }
+    located = {"ARTIFACT_STORAGE_BACKEND": backend, "ARTIFACT_STORAGE_OPTIONS": '{"location": "/srv/a"}'}
+    assert env.artifact_storage(located, artifact_root=tmp_path)["OPTIONS"] == {"location": "/srv/a"}
+
+
+def test_artifact_storage_other_backend_takes_json_options(tmp_path):
+    raw = {
+        "ARTIFACT_STORAGE_BACKEND": "storages.backends.s3.S3Storage",
+        "ARTIFACT_STORAGE_OPTIONS": '{"bucket_name": "ml", "endpoint_url": "http://minio:9000"}',
+    }
+    assert env.artifact_storage(raw, artifact_root=tmp_path) == {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {"bucket_name": "ml", "endpoint_url": "http://minio:9000"},
+    }
+
+
+@pytest.mark.parametrize("raw", ["{bucket: ml}", "not json", '["a"]', "42", '"s"'])
+def test_artifact_storage_options_must_be_a_json_object(tmp_path, raw):
+    with pytest.raises(ImproperlyConfigured, match="ARTIFACT_STORAGE_OPTIONS must be a JSON object"):
+        env.artifact_storage({"ARTIFACT_STORAGE_OPTIONS": raw}, artifact_root=tmp_path)

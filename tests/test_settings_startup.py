@@ -179,3 +179,30 @@ def test_bad_values_stop_the_start_naming_the_variable(tmp_path, name, raw):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert name in result.stderr.strip().splitlines()[-1]
+
+
+def test_artifact_storage_from_the_environment_and_bad_options_refuse_to_start(tmp_path):
+    probe = (
+        "import json, django; from django.conf import settings; django.setup(); "
+        "print(json.dumps(settings.STORAGES['artifacts']))"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACT_")}
+    base.update(DJANGO_SETTINGS_MODULE="mlplatform.settings", MLPLATFORM_VAR_DIR=str(tmp_path), SECRET_KEY="z" * 50)
+
+    def load(**env):
+        return subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
+        )
+
+    result = load(
+        ARTIFACT_STORAGE_BACKEND="django.core.files.storage.InMemoryStorage",
+        ARTIFACT_STORAGE_OPTIONS='{"location": "/artifacts"}',
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "BACKEND": "django.core.files.storage.InMemoryStorage",
+        "OPTIONS": {"location": "/artifacts"},
+    }
+    result = load(ARTIFACT_STORAGE_OPTIONS="{bucket_name: ml}")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: ARTIFACT_STORAGE_OPTIONS must be a JSON object" in result.stderr

@@ -2,7 +2,7 @@
 
 A logged model (``m-<32 hex>``) belongs to an experiment (and, denormalised, its team) and
 optionally to the run that produced it. Its files live where MLflow puts them,
-``<ARTIFACT_ROOT>/<experiment id>/models/<model id>/artifacts``, handled by ``experiments.artifacts``.
+in the artifact storage under ``<experiment id>/models/<model id>/artifacts``, handled by ``experiments.artifacts``.
 """
 
 from __future__ import annotations

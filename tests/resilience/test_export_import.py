@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.tests.factories import TeamFactory, UserFactory
 from experiments import services
-from experiments.artifacts import artifact_write, run_artifact_dir
+from experiments.artifacts import artifact_files, artifact_open, artifact_write, run_artifact_dir
 from experiments.models import Experiment, LatestMetric, Metric, Run
 
 pytestmark = pytest.mark.django_db
@@ -144,3 +144,36 @@ def test_export_skips_symlinks_and_refuses_a_non_empty_folder(rich_experiment, w
 def test_export_of_an_unknown_experiment_is_an_error(db, tmp_path) -> None:
     with pytest.raises(CommandError, match="does not exist"):
         call_command("export_experiment", 999_999, tmp_path / "x")
+
+
+def stored_artifacts(experiment: Experiment) -> dict[str, dict[str, bytes]]:
+    """Each run's artifact files, read through ``experiments.artifacts`` (whatever the storage)."""
+    found = {}
+    for run in Run.objects.filter(experiment=experiment).order_by("run_uuid"):
+        files = {}
+        for path in artifact_files(run):
+            with artifact_open(run, path).file as handle:
+                files[path] = handle.read()
+        found[run.run_uuid] = files
+    return found
+
+
+def test_round_trip_through_a_non_filesystem_storage(
+    memory_artifact_storage, rich_experiment, workspace, tmp_path, settings, django_capture_on_commit_callbacks
+) -> None:
+    before = stored_artifacts(rich_experiment)
+    assert sorted(before[workspace.run.run_uuid]) == ["model/weights.bin", "plots/a b/ü.png"]
+    output = io.StringIO()
+    call_command("export_experiment", rich_experiment.pk, tmp_path / "backup", stdout=output)
+    assert "artifact files: 2" in output.getvalue()
+    exported = tmp_path / "backup" / "artifacts" / workspace.run.run_uuid / "plots" / "a b" / "ü.png"
+    assert exported.read_bytes() == b"\x89PNG..."
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.experiment_hard_delete(user=UserFactory(is_superuser=True), experiment=rich_experiment)
+    assert memory_artifact_storage.listdir("") == ([], [])
+    call_command("import_experiment", tmp_path / "backup", "--team", TeamFactory(name="restored").slug, stdout=output)
+    assert "artifact files: 2 (store: django.core.files.storage.memory.InMemoryStorage)" in output.getvalue()
+    restored = Experiment.objects.get(name="resilience-experiment")
+    assert stored_artifacts(restored) == before
+    assert not any(path.is_file() for path in Path(settings.ARTIFACT_ROOT).rglob("*"))

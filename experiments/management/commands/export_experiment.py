@@ -23,7 +23,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from experiments.artifacts import TEMP_PREFIX, run_artifact_dir
+from experiments import artifacts
 from experiments.models import Experiment, LatestMetric, Metric, Run
 from mlplatform.nonfinite import encode_float
 
@@ -47,11 +47,6 @@ def run_record(run: Run) -> dict[str, Any]:
         "params": {param.key: param.value for param in run.params.all()},
         "tags": {tag.key: tag.value for tag in run.tags.all()},
     }
-
-
-def skip_links_and_partial_uploads(folder: str, names: list[str]) -> set[str]:
-    """Names ``copytree`` must skip: symlinks (they could point outside the store) and unfinished uploads."""
-    return {name for name in names if name.startswith(TEMP_PREFIX) or (Path(folder) / name).is_symlink()}
 
 
 def point_value(point: Metric | LatestMetric) -> float | str:
@@ -115,13 +110,7 @@ class Command(BaseCommand):
                 row = [run_uuid[point.run_id], point.key, point_value(point), point.timestamp, point.step]
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-        files = 0
-        for run in runs:
-            source = run_artifact_dir(run)
-            if source.is_dir():
-                target = directory / "artifacts" / run.run_uuid
-                shutil.copytree(source, target, ignore=skip_links_and_partial_uploads)
-                files += sum(1 for path in target.rglob("*") if path.is_file())
+        files = sum(self.export_artifacts(run, directory / "artifacts" / run.run_uuid) for run in runs)
         self.stdout.write(f"artifact files: {files}")
 
         counts = {"runs": len(runs), "metrics": metrics, "artifacts": files}
@@ -141,3 +130,19 @@ class Command(BaseCommand):
         }
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         return counts
+
+    def export_artifacts(self, run: Run, target: Path) -> int:
+        """Copy a run's artifact files out of the artifact storage, byte for byte; return how many.
+
+        The storage is walked through ``experiments.artifacts`` (any backend); on disk, symlinks (they
+        could point outside the store) and unfinished uploads are skipped.
+        """
+        files = 0
+        for path in artifacts.artifact_files(run):
+            opened = artifacts.artifact_open(run, path)
+            destination = target.joinpath(*path.split("/"))
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with opened.file as source, destination.open("wb") as handle:
+                shutil.copyfileobj(source, handle, artifacts.CHUNK_SIZE)
+            files += 1
+        return files

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from accounts.models import Team, User
-from experiments.artifacts import run_artifact_dir
+from experiments import artifacts
 from experiments.management.commands.export_experiment import FORMAT_VERSION
 from experiments.models import Experiment, ExperimentTag, LatestMetric, Metric, Param, Run, RunTag
 
@@ -38,6 +37,17 @@ def decode_value(value: float | str) -> tuple[float, bool]:
     """(value, is_nan) as stored: NaN is ``is_nan=True`` with 0, infinities are floats."""
     number = float(value)
     return (0.0, True) if math.isnan(number) else (number, False)
+
+
+def exported_files(folder: Path) -> Iterator[str]:
+    """The regular files below an exported run folder, as sorted ``/``-separated paths; symlinks are skipped."""
+    for current, directories, names in os.walk(folder):  # followlinks=False: linked folders are not entered
+        directories.sort()
+        base = Path(current)
+        for name in sorted(names):
+            path = base / name
+            if not path.is_symlink() and path.is_file():
+                yield path.relative_to(folder).as_posix()
 
 
 def read_lines(path: Path) -> Iterator[Any]:
@@ -72,13 +82,13 @@ class Command(BaseCommand):
         name = options["name"] or exported["name"]
         if Experiment.objects.filter(team=team, name=name).exists():
             raise CommandError(f"Team {team.slug!r} already has an experiment named {name!r}; pass --name.")
-        copied: list[Path] = []
+        copied: list[Run] = []
         try:
             with transaction.atomic():
                 experiment = self.restore(directory, manifest, team, name, options["new_run_ids"], copied)
         except BaseException:
-            for folder in copied:
-                shutil.rmtree(folder, ignore_errors=True)
+            for run in copied:
+                artifacts.delete_run_artifacts(run)
             raise
         counts = manifest["counts"]
         self.stdout.write(
@@ -99,7 +109,7 @@ class Command(BaseCommand):
         return manifest
 
     def restore(
-        self, directory: Path, manifest: dict[str, Any], team: Team, name: str, new_ids: bool, copied: list[Path]
+        self, directory: Path, manifest: dict[str, Any], team: Team, name: str, new_ids: bool, copied: list[Run]
     ) -> Experiment:
         """Insert every row and copy the artifacts; raises on any conflict (rolling back)."""
         exported = manifest["experiment"]
@@ -192,8 +202,8 @@ class Command(BaseCommand):
             )
         LatestMetric.objects.bulk_create(latest, batch_size=BATCH)
 
-    def restore_artifacts(self, directory: Path, ids: dict[str, str], runs: list[Run], copied: list[Path]) -> None:
-        """Copy each run's artifact folder into the store (symlinks in the export are not followed)."""
+    def restore_artifacts(self, directory: Path, ids: dict[str, str], runs: list[Run], copied: list[Run]) -> None:
+        """Write each run's exported files into the artifact storage (symlinks in the export are not followed)."""
         by_uuid = {run.run_uuid: run for run in runs}
         files = 0
         source_root = directory / "artifacts"
@@ -201,13 +211,15 @@ class Command(BaseCommand):
             source = source_root / exported_uuid
             if not source.is_dir() or source.is_symlink():
                 continue
-            target = run_artifact_dir(by_uuid[run_uuid])
-            if target.exists():
-                raise CommandError(f"Artifact folder {target} already exists; refusing to overwrite it.")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            copied.append(target.parent)
-            shutil.copytree(
-                source, target, ignore=lambda folder, names: {n for n in names if (Path(folder) / n).is_symlink()}
-            )
-            files += sum(1 for path in target.rglob("*") if path.is_file())
-        self.stdout.write(f"artifact files: {files} (store: {settings.ARTIFACT_ROOT})")
+            run = by_uuid[run_uuid]
+            if artifacts.artifacts_exist(run):
+                raise CommandError(
+                    f"Artifacts of run {run_uuid} already exist in the store "
+                    f"({artifacts.run_artifact_name(run)}); refusing to overwrite them."
+                )
+            copied.append(run)
+            for path in exported_files(source):
+                with source.joinpath(*path.split("/")).open("rb") as handle:
+                    artifacts.artifact_restore(run=run, path=path, stream=handle)
+                files += 1
+        self.stdout.write(f"artifact files: {files} (store: {artifacts.artifact_store_description()})")
