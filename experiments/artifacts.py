@@ -21,6 +21,7 @@ walks it.
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import mimetypes
 import os
@@ -314,6 +315,22 @@ def _store(run: Run, clean: str, stream: IO[bytes] | None, limit: int | None) ->
         if _on_disk(storage):
             return _store_on_disk(run, clean, stream, limit)
         return _store_generic(storage, run, clean, stream, limit)
+
+
+def request_upload(request: Any) -> tuple[IO[bytes], int | None]:
+    """The body of an upload request as a stream, and its declared size (None when sent chunked).
+
+    DRF's ``request.stream`` is None for a request without ``Content-Length`` (chunked transfer), which
+    would store an empty file; Django's own request reads the body whatever its framing.
+    """
+    raw_length = request.META.get("CONTENT_LENGTH") or ""
+    if raw_length and not raw_length.isdigit():
+        raise InvalidInput(
+            "Content-Length must be a non-negative integer.", details={"Content-Length": ["Not an integer."]}
+        )
+    django_request = getattr(request, "_request", request)
+    stream = io.BytesIO(django_request.body) if django_request._read_started else django_request
+    return stream, int(raw_length) if raw_length else None
 
 
 def artifact_write(*, user: Any, run: Run, path: str, stream: IO[bytes] | None, size_hint: int | None = None) -> dict:

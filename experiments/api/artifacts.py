@@ -6,7 +6,6 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -50,17 +49,9 @@ class ArtifactView(ExperimentsAPIView):
     @extend_schema(request={"application/octet-stream": OpenApiTypes.BINARY}, responses={201: ArtifactEntrySerializer})
     def put(self, request: Request, version: str, run_uuid: str, path: str) -> Response:
         """Store the raw body at ``path``, streamed to storage in chunks (editors)."""
-        raw_length = request.META.get("CONTENT_LENGTH") or ""
-        if raw_length and not raw_length.isdigit():
-            raise ValidationError({"Content-Length": ["Must be a non-negative integer."]})
+        stream, size = artifacts.request_upload(request)
         run = selectors.run_get(user=request.user, run_uuid=run_uuid)
-        entry = artifacts.artifact_write(
-            user=request.user,
-            run=run,
-            path=path,
-            stream=request.stream,
-            size_hint=int(raw_length) if raw_length else None,
-        )
+        entry = artifacts.artifact_write(user=request.user, run=run, path=path, stream=stream, size_hint=size)
         return Response(entry, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={204: None})

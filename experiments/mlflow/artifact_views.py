@@ -66,15 +66,9 @@ def artifact(request: Request, artifact_path: str) -> HttpResponse:
     """Download (GET), upload the raw body (PUT, streamed) or delete (DELETE) one artifact."""
     location = _file_location(request, artifact_path)
     if request.method == "PUT":
-        raw_length = request.META.get("CONTENT_LENGTH") or ""
-        if raw_length and not raw_length.isdigit():
-            raise InvalidInput("Content-Length must be a non-negative integer.")
+        stream, size = artifacts.request_upload(request)
         artifacts.artifact_write(
-            user=request.user,
-            run=location.owner,
-            path=location.path,
-            stream=request.stream,
-            size_hint=int(raw_length) if raw_length else None,
+            user=request.user, run=location.owner, path=location.path, stream=stream, size_hint=size
         )
         return json_response({})
     if request.method == "DELETE":
