@@ -1,21 +1,24 @@
-"""The run filter language (MLflow-compatible, plus OR and parentheses) and multi-key ``order_by``.
+"""The one filter language of the product, and ``order_by``, driven by a ``Schema``.
 
-Grammar (keywords are case-insensitive)::
+Runs (native API, pages, MLflow ``runs/search``), MLflow experiments and logged models, and registry
+models and versions all use this grammar; a ``Schema`` says what a search may name. Grammar (keywords
+are case-insensitive)::
 
     filter      := or_expr
-    or_expr     := and_expr ("OR" and_expr)*
+    or_expr     := and_expr ("OR" and_expr)*              (OR only where the schema allows it)
     and_expr    := primary ("AND" primary)*
-    primary     := "(" or_expr ")" | comparison
+    primary     := "(" or_expr ")" | comparison          (parentheses only where OR is allowed)
     comparison  := identifier operator value
     identifier  := entity "." key | attribute          e.g. metrics.acc, params.`my param`, run_name
     entity      := metrics | metric | params | param | parameters | tags | tag | attributes | attribute | attr | run
-    operator    := = | != | < | <= | > | >= | LIKE | ILIKE | IN | NOT IN
+    operator    := = | != | <> | < | <= | > | >= | LIKE | ILIKE | IN | NOT IN
     value       := 'string' | "string" | number | "(" value ("," value)* ")"
 
 Text is parsed once into a tree (``parse_filter``), then compiled into ORM conditions: ``EXISTS``
-over ``LatestMetric``/``Param``/``RunTag`` for metrics/params/tags, plain columns for attributes.
-Values only ever reach the database as query parameters. Errors are ``InvalidInput`` naming the
-column where parsing stopped.
+over the schema's key/value models (``LatestMetric``/``Param``/``RunTag`` for runs) for entities,
+plain columns for attributes. Values only ever reach the database as query parameters. Errors are
+``InvalidInput`` naming the column where parsing stopped. Without a schema, everything is about runs
+(``RUNS``).
 """
 
 from __future__ import annotations
@@ -25,15 +28,29 @@ import binascii
 import json
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from django.db.models import CharField, Exists, F, FilteredRelation, Lookup, OuterRef, Q, QuerySet, TextField
+from django.db.models import (
+    CharField,
+    Exists,
+    F,
+    FilteredRelation,
+    Lookup,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    TextField,
+)
 
 from experiments.models import LatestMetric, Param, RunTag
 from mlplatform.errors import InvalidInput
 
 Entity = Literal["metric", "param", "tag", "attribute"]
+Kind = Literal["string", "number", "time", "version"]
 
 ENTITY_ALIASES: dict[str, Entity] = {
     "metrics": "metric",
@@ -48,20 +65,16 @@ ENTITY_ALIASES: dict[str, Entity] = {
     "attr": "attribute",
     "run": "attribute",
 }
-# attribute name -> (Run field, kind)
-ATTRIBUTES: dict[str, tuple[str, str]] = {
-    "run_id": ("run_uuid", "string"),
-    "run_name": ("name", "string"),
-    "status": ("status", "string"),
-    "user_id": ("user__username", "string"),
-    "artifact_uri": ("artifact_uri", "string"),
-    "lifecycle_stage": ("lifecycle_stage", "string"),
-    "start_time": ("start_time", "number"),
-    "created": ("start_time", "number"),
-    "end_time": ("end_time", "number"),
-}
+PLURALS: dict[str, str] = {"metric": "metrics", "param": "params", "tag": "tags", "attribute": "attributes"}
 NUMERIC_OPS = ("=", "!=", "<", "<=", ">", ">=")
 STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
+MATCH_OPS = ("=", "!=", "LIKE", "ILIKE")  # MLflow's experiment, logged-model and registry searches
+KIND_OPS: dict[str, tuple[str, ...]] = {
+    "number": NUMERIC_OPS,
+    "time": NUMERIC_OPS,
+    "version": (*NUMERIC_OPS, "IN", "NOT IN"),
+}
+NEGATIONS = {"!=": "=", "NOT IN": "IN"}
 KEYWORDS = {"AND", "OR", "LIKE", "ILIKE", "IN", "NOT", "ASC", "DESC"}
 # Parentheses nest at most this deep: the parser recurses once per level, far below Python's stack limit.
 MAX_NESTING = 100
@@ -69,6 +82,101 @@ MAX_NESTING = 100
 # which would be a 500; no real search needs more.
 MAX_COMPARISONS = 200
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_VERSION = 2**31 - 1  # registry ModelVersion.version is a PositiveIntegerField
+
+
+# Schemas ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A column a search may name: its ORM path and kind of value.
+
+    ``ops`` narrows the kind's operators; ``filterable``/``sortable`` say whether it may be a filter
+    term and an ``order_by`` key; ``nullable`` makes ``!=``/``NOT IN`` skip rows where the column is
+    NULL (as ``=`` does).
+    """
+
+    field: str
+    kind: Kind = "string"
+    ops: tuple[str, ...] | None = None
+    filterable: bool = True
+    sortable: bool = True
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Relation:
+    """Key/value rows of an entity (metrics, params, tags): their model, the FK to the searched object.
+
+    ``related_name`` (the reverse accessor) makes the entity an ``order_by`` key; ``nan_field`` marks
+    numeric rows whose NaN values no comparison but ``!=`` matches (and which sort after numbers).
+    """
+
+    model: type[Model]
+    owner: str
+    related_name: str | None = None
+    kind: Kind = "string"
+    nan_field: str | None = None
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What one search may name, and how its results are ordered.
+
+    ``boolean`` allows OR and parentheses (runs); MLflow's other searches join comparisons by AND only.
+    ``string_ops`` are the operators of string attributes and relations without their own ``ops``.
+    Results are ordered by the ``order_by`` keys (``default_order`` when there are none), then ``tiebreak``;
+    ``nulls_last`` sorts missing values last (runs' optional columns).
+    """
+
+    attributes: dict[str, Attribute]
+    entities: dict[str, Relation] = field(default_factory=dict)
+    boolean: bool = False
+    string_ops: tuple[str, ...] = STRING_OPS
+    default_order: tuple[str, ...] = ()
+    tiebreak: tuple[str, ...] = ()
+    nulls_last: bool = False
+
+    def kind_and_ops(self, identifier: Identifier) -> tuple[Kind, tuple[str, ...]]:
+        """The value kind of an identifier and the operators it takes."""
+        if identifier.entity == "attribute":
+            attribute = self.attributes[identifier.key]
+            kind, ops = attribute.kind, attribute.ops
+        else:
+            kind, ops = self.entities[identifier.entity].kind, None
+        return kind, ops or (self.string_ops if kind == "string" else KIND_OPS[kind])
+
+    def prefixes(self) -> list[str]:
+        """The entity prefixes this schema knows, ``attributes`` last."""
+        return [*(PLURALS[entity] for entity in self.entities), "attributes"]
+
+
+def _or_list(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+RUNS = Schema(
+    attributes={
+        "run_id": Attribute("run_uuid"),
+        "run_name": Attribute("name"),
+        "status": Attribute("status"),
+        "user_id": Attribute("user__username"),
+        "artifact_uri": Attribute("artifact_uri"),
+        "lifecycle_stage": Attribute("lifecycle_stage"),
+        "start_time": Attribute("start_time", "number"),
+        "created": Attribute("start_time", "number"),
+        "end_time": Attribute("end_time", "number", nullable=True),
+    },
+    entities={
+        "metric": Relation(LatestMetric, "run", "latest_metrics", kind="number", nan_field="is_nan"),
+        "param": Relation(Param, "run", "params"),
+        "tag": Relation(RunTag, "run", "tags"),
+    },
+    boolean=True,
+    tiebreak=("-start_time", "-id"),
+    nulls_last=True,
+)
 
 
 # Tokens ----------------------------------------------------------------------------------------
@@ -88,7 +196,7 @@ TOKEN_RE = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w.])
-  | (?P<op>!=|<=|>=|=|<|>)
+  | (?P<op>!=|<>|<=|>=|=|<|>)
   | (?P<lparen>\()
   | (?P<rparen>\))
   | (?P<comma>,)
@@ -193,41 +301,43 @@ class OrderKey:
     ascending: bool
 
 
-def parse_identifier(token: Token) -> Identifier:
-    """``metrics.acc`` / ``params.`a b``` / ``run_name`` → Identifier, checking the entity and attribute."""
+def parse_identifier(token: Token, schema: Schema = RUNS, *, sorting: bool = False) -> Identifier:
+    """``metrics.acc`` / ``params.`a b``` / ``run_name`` → Identifier, checked against the schema.
+
+    ``sorting`` checks it may be an ``order_by`` key rather than a filter term.
+    """
     if token.kind != "ident":
         shown = token.text or "end of input"
-        raise syntax_error(
-            f"expected a name like metrics.<key>, params.<key>, tags.<key> or attributes.<name>, found {shown!r}.",
-            token.column,
-        )
+        names = [f"{prefix}.<key>" for prefix in schema.prefixes()[:-1]] + ["attributes.<name>"]
+        raise syntax_error(f"expected a name like {_or_list(names)}, found {shown!r}.", token.column)
     prefix, dot, rest = token.text.partition(".")
+    usable = {name for name, a in schema.attributes.items() if (a.sortable if sorting else a.filterable)}
     if not dot:
-        if token.text in ATTRIBUTES:
+        if token.text in usable:
             return Identifier("attribute", token.text, token.column)
+        prefixes = _or_list([f"{p}." for p in schema.prefixes()])
         raise syntax_error(
-            f"{token.text!r} needs an entity prefix (metrics., params., tags. or attributes.).", token.column
+            f"unknown identifier {token.text!r}: it is not an attribute ({', '.join(sorted(usable))}), and any"
+            f" other name needs an entity prefix ({prefixes}).",
+            token.column,
         )
     entity = ENTITY_ALIASES.get(prefix.lower())
-    if entity is None:
-        raise syntax_error(
-            f"unknown entity {prefix!r}; use metrics, params, tags or attributes.",
-            token.column,
-        )
+    if entity is None or (entity != "attribute" and entity not in schema.entities):
+        raise syntax_error(f"unknown entity {prefix!r}; use {_or_list(schema.prefixes())}.", token.column)
     key = rest[1:-1] if rest[:1] in '`"' else rest
     if not key:
         raise syntax_error("empty key name.", token.column)
-    if entity == "attribute" and key not in ATTRIBUTES:
-        raise syntax_error(
-            f"unknown attribute {key!r}; use one of {', '.join(sorted(ATTRIBUTES))}.",
-            token.column,
-        )
+    if entity == "attribute" and key not in usable:
+        raise syntax_error(f"unknown attribute {key!r}; use one of {', '.join(sorted(usable))}.", token.column)
+    if sorting and entity != "attribute" and schema.entities[entity].related_name is None:
+        raise syntax_error(f"results cannot be ordered by {PLURALS[entity]}.", token.column)
     return Identifier(entity, key, token.column)
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, schema: Schema) -> None:
         self.tokens = tokenize(text)
+        self.schema = schema
         self.pos = 0
         self.depth = 0
         self.comparisons = 0
@@ -241,28 +351,32 @@ class _Parser:
         self.pos += 1
         return token
 
+    def at_keyword(self, word: str) -> bool:
+        return self.token.kind == "keyword" and self.token.text == word
+
     def parse(self) -> Any:
         node = self.or_expr()
         if self.token.kind != "end":
-            raise syntax_error(f"expected AND, OR or the end, found {self.token.text!r}.", self.token.column)
+            expected = "AND, OR or the end" if self.schema.boolean else "AND or the end"
+            raise syntax_error(f"expected {expected}, found {self.token.text!r}.", self.token.column)
         return node
 
     def or_expr(self) -> Any:
         children = [self.and_expr()]
-        while self.token.kind == "keyword" and self.token.text == "OR":
+        while self.schema.boolean and self.at_keyword("OR"):
             self.take()
             children.append(self.and_expr())
         return children[0] if len(children) == 1 else BoolOp("OR", tuple(children))
 
     def and_expr(self) -> Any:
         children = [self.primary()]
-        while self.token.kind == "keyword" and self.token.text == "AND":
+        while self.at_keyword("AND"):
             self.take()
             children.append(self.primary())
         return children[0] if len(children) == 1 else BoolOp("AND", tuple(children))
 
     def primary(self) -> Any:
-        if self.token.kind == "lparen":
+        if self.schema.boolean and self.token.kind == "lparen":
             opening = self.take()
             self.depth += 1
             if self.depth > MAX_NESTING:
@@ -279,10 +393,13 @@ class _Parser:
     def operator(self) -> tuple[str, int]:
         token = self.take()
         if token.kind == "op":
-            return token.text, token.column
+            return ("!=" if token.text == "<>" else token.text), token.column
         if token.kind == "keyword" and token.text in {"LIKE", "ILIKE", "IN"}:
             return token.text, token.column
-        if token.kind == "keyword" and token.text == "NOT" and self.token.text == "IN":
+        if token.kind == "keyword" and token.text == "NOT":
+            if not self.at_keyword("IN"):
+                shown = self.token.text or "end of input"
+                raise syntax_error(f"expected IN after NOT, found {shown!r}.", self.token.column)
             self.take()
             return "NOT IN", token.column
         shown = token.text or "end of input"
@@ -295,7 +412,7 @@ class _Parser:
         if token.kind in {"string", "number"}:
             return token.value
         shown = token.text or "end of input"
-        raise syntax_error(f"expected a quoted string or a number, found {shown!r}.", token.column)
+        raise syntax_error(f"expected a value (a quoted string or a number), found {shown!r}.", token.column)
 
     def value_list(self) -> tuple[Any, ...]:
         if self.token.kind != "lparen":
@@ -315,36 +432,62 @@ class _Parser:
         self.comparisons += 1
         if self.comparisons > MAX_COMPARISONS:
             raise syntax_error(f"more than {MAX_COMPARISONS} comparisons.", self.token.column)
-        identifier = parse_identifier(self.take())
+        identifier = parse_identifier(self.take(), self.schema)
         op, op_column = self.operator()
         value_column = self.token.column
         value = self.value_list() if op in {"IN", "NOT IN"} else self.value()
-        return _checked(Comparison(identifier, op, value), op_column, value_column)
+        return _checked(self.schema, Comparison(identifier, op, value), op_column, value_column)
 
 
-def _kind_of(identifier: Identifier) -> str:
-    if identifier.entity == "metric":
-        return "number"
-    if identifier.entity == "attribute":
-        return ATTRIBUTES[identifier.key][1]
-    return "string"
-
-
-def _checked(node: Comparison, op_column: int, value_column: int) -> Comparison:
-    """Check the operator and value type fit the identifier (metrics are numbers, params strings...)."""
-    kind = _kind_of(node.identifier)
-    allowed = NUMERIC_OPS if kind == "number" else STRING_OPS
+def _checked(schema: Schema, node: Comparison, op_column: int, value_column: int) -> Comparison:
+    """Check the operator and values fit the identifier's kind; times and versions are converted."""
+    kind, allowed = schema.kind_and_ops(node.identifier)
     if node.op not in allowed:
         raise syntax_error(
             f"operator {node.op} cannot be used with {_describe(node.identifier)}; use one of {', '.join(allowed)}.",
             op_column,
         )
     values = node.value if isinstance(node.value, tuple) else (node.value,)
-    if kind == "number" and not all(isinstance(v, (int, float)) for v in values):
-        raise syntax_error(f"{_describe(node.identifier)} must be compared with a number.", value_column)
-    if kind == "string" and not all(isinstance(v, str) for v in values):
-        raise syntax_error(f"{_describe(node.identifier)} must be compared with a quoted string.", value_column)
-    return node
+    try:
+        converted = tuple(CONVERTERS[kind](value) for value in values)
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise syntax_error(f"{_describe(node.identifier)} {KIND_NAMES[kind]}.", value_column) from None
+    return Comparison(node.identifier, node.op, converted if isinstance(node.value, tuple) else converted[0])
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError
+    return value
+
+
+def _number_value(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError
+    return value
+
+
+def _time(value: Any) -> datetime:
+    """Milliseconds since the epoch as an aware datetime."""
+    return datetime.fromtimestamp(_number_value(value) / 1000, tz=UTC)
+
+
+def _version(value: Any) -> int:
+    """A whole version number, quoted or not (length checked first: int() of 5000 digits is a ValueError)."""
+    text = value if isinstance(value, str) else str(value) if isinstance(value, int) else ""
+    digits = text.lstrip("0") or "0"
+    if not text.isascii() or not text.isdigit() or len(digits) > 10 or int(digits) > MAX_VERSION:
+        raise ValueError
+    return int(digits)
+
+
+CONVERTERS: dict[str, Any] = {"string": _string, "number": _number_value, "time": _time, "version": _version}
+KIND_NAMES = {
+    "string": "must be compared with a quoted string",
+    "number": "must be compared with a number",
+    "time": "must be compared with a time in milliseconds since the epoch",
+    "version": f"must be compared with a version number from 0 to {MAX_VERSION}",
+}
 
 
 def _describe(identifier: Identifier) -> str:
@@ -353,7 +496,7 @@ def _describe(identifier: Identifier) -> str:
     return f"{identifier.entity} {identifier.key!r}"
 
 
-def parse_filter(text: str | None) -> Any:
+def parse_filter(text: str | None, schema: Schema = RUNS) -> Any:
     """Parse filter text into a tree of ``BoolOp``/``Comparison``; None for an empty filter."""
     if text is None:
         return None
@@ -361,28 +504,33 @@ def parse_filter(text: str | None) -> Any:
         raise InvalidInput("filter must be a string.", code="invalid_filter")
     if not text.strip():
         return None
-    return _Parser(text).parse()
+    return _Parser(text, schema).parse()
 
 
-def parse_order_by(items: list[str] | tuple[str, ...] | None) -> list[OrderKey]:
-    """Parse ``["metrics.acc DESC", "params.lr", "start_time ASC"]`` into order keys."""
+def parse_order_by(items: Sequence[str | tuple[str, bool]] | None, schema: Schema = RUNS) -> list[OrderKey]:
+    """Parse ``["metrics.acc DESC", "params.lr", "start_time ASC"]`` into order keys.
+
+    An item may also be a ``(name, ascending)`` pair (MLflow's logged-model search sends those).
+    """
     keys: list[OrderKey] = []
     for index, item in enumerate(items or ()):
-        if not isinstance(item, str) or not item.strip():
+        text, ascending = item if isinstance(item, tuple) else (item, None)
+        if not isinstance(text, str) or not text.strip():
             raise InvalidInput(f"order_by[{index}] must be a non-empty string.", code="invalid_order_by")
         try:
-            tokens = tokenize(item)
-            identifier = parse_identifier(tokens[0])
-            ascending = True
+            tokens = tokenize(text)
+            identifier = parse_identifier(tokens[0], schema, sorting=True)
             rest = tokens[1:-1]
-            if rest and rest[0].kind == "keyword" and rest[0].text in {"ASC", "DESC"}:
-                ascending = rest[0].text == "ASC"
-                rest = rest[1:]
+            if ascending is None:
+                ascending = True
+                if rest and rest[0].kind == "keyword" and rest[0].text in {"ASC", "DESC"}:
+                    ascending = rest[0].text == "ASC"
+                    rest = rest[1:]
             if rest:
                 raise syntax_error(f"expected ASC, DESC or the end, found {rest[0].text!r}.", rest[0].column)
         except InvalidInput as exc:
             raise InvalidInput(
-                f"order_by[{index}] {item!r}: {exc.message}", details=exc.details, code="invalid_order_by"
+                f"order_by[{index}] {text!r}: {exc.message}", details=exc.details, code="invalid_order_by"
             ) from exc
         keys.append(OrderKey(identifier, ascending))
     return keys
@@ -450,76 +598,111 @@ def like_to_glob(pattern: str) -> str:
 
 STRING_LOOKUPS = {"=": "exact", "LIKE": "sql_like", "ILIKE": "sql_ilike", "IN": "in"}
 NUMBER_LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
+LOOKUPS = {**STRING_LOOKUPS, **NUMBER_LOOKUPS}
 
 
-def _value_condition(field: str, op: str, value: Any, *, numeric: bool) -> Q:
+def _value_condition(field: str, op: str, value: Any) -> Q:
     """``field op value`` as a Q; ``!=`` and ``NOT IN`` are negations of ``=`` and ``IN``."""
-    if op == "!=":
-        return ~_value_condition(field, "=", value, numeric=numeric)
-    if op == "NOT IN":
-        return ~_value_condition(field, "IN", value, numeric=numeric)
-    lookup = (NUMBER_LOOKUPS if numeric else STRING_LOOKUPS)[op]
-    return Q(**{f"{field}__{lookup}": list(value) if op == "IN" else value})
+    if op in NEGATIONS:
+        return ~_value_condition(field, NEGATIONS[op], value)
+    return Q(**{f"{field}__{LOOKUPS[op]}": list(value) if op == "IN" else value})
 
 
-def compile_comparison(node: Comparison) -> Q:
-    """One comparison as a Q over Run: EXISTS for metrics/params/tags, a column test for attributes."""
+def compile_comparison(node: Comparison, schema: Schema = RUNS) -> Q:
+    """One comparison as a Q: EXISTS over the entity's rows (the key must exist, even for ``!=``), or a column test."""
     ident = node.identifier
-    if ident.entity == "metric":
-        # NaN never satisfies a numeric comparison; != matches it (as IEEE says NaN != x).
-        rows = LatestMetric.objects.filter(run=OuterRef("pk"), key=ident.key)
-        if node.op == "!=":
-            rows = rows.filter(Q(is_nan=True) | ~Q(value=node.value))
-        else:
-            rows = rows.filter(_value_condition("value", node.op, node.value, numeric=True), is_nan=False)
-        return Q(Exists(rows))
-    if ident.entity in {"param", "tag"}:
-        model = Param if ident.entity == "param" else RunTag
-        rows = model.objects.filter(run=OuterRef("pk"), key=ident.key)
-        rows = rows.filter(_value_condition("value", node.op, node.value, numeric=False))
-        return Q(Exists(rows))
-    field, kind = ATTRIBUTES[ident.key]
-    condition = _value_condition(field, node.op, node.value, numeric=kind == "number")
-    if node.op in {"!=", "NOT IN"} and field == "end_time":
-        condition &= Q(end_time__isnull=False)
-    return condition
+    if ident.entity == "attribute":
+        attribute = schema.attributes[ident.key]
+        condition = _value_condition(attribute.field, node.op, node.value)
+        if node.op in NEGATIONS and attribute.nullable:
+            condition &= Q(**{f"{attribute.field}__isnull": False})
+        return condition
+    relation = schema.entities[ident.entity]
+    rows = relation.model.objects.filter(**{relation.owner: OuterRef("pk")}, key=ident.key)
+    if relation.nan_field is None:
+        return Q(Exists(rows.filter(_value_condition("value", node.op, node.value))))
+    # NaN never satisfies a numeric comparison; != matches it (as IEEE says NaN != x).
+    if node.op == "!=":
+        return Q(Exists(rows.filter(Q(**{relation.nan_field: True}) | ~Q(value=node.value))))
+    condition = _value_condition("value", node.op, node.value)
+    return Q(Exists(rows.filter(condition, **{relation.nan_field: False})))
 
 
-def compile_filter(node: Any) -> Q:
-    """A parsed filter tree as one Q over Run (an empty Q for no filter)."""
+def compile_filter(node: Any, schema: Schema = RUNS) -> Q:
+    """A parsed filter tree as one Q over the schema's model (an empty Q for no filter)."""
     if node is None:
         return Q()
     if isinstance(node, Comparison):
-        return compile_comparison(node)
-    compiled = [compile_filter(child) for child in node.children]
+        return compile_comparison(node, schema)
+    compiled = [compile_filter(child, schema) for child in node.children]
     combined = compiled[0]
     for condition in compiled[1:]:
         combined = combined & condition if node.op == "AND" else combined | condition
     return combined
 
 
-def apply_order_by(queryset: QuerySet, keys: list[OrderKey]) -> QuerySet:
-    """Order runs by the keys (missing values last; NaN after numbers), then newest first, then id."""
+def apply_order_by(queryset: QuerySet, keys: list[OrderKey], schema: Schema = RUNS) -> QuerySet:
+    """Order by the keys (runs: missing values last, NaN after numbers), then the schema's tie-breakers."""
     ordering: list[Any] = []
     relations: dict[str, Any] = {}
     for index, key in enumerate(keys):
         ident = key.identifier
 
         def direction(expr: Any, asc: bool = key.ascending) -> Any:
-            return expr.asc(nulls_last=True) if asc else expr.desc(nulls_last=True)
+            nulls_last = True if schema.nulls_last else None
+            return expr.asc(nulls_last=nulls_last) if asc else expr.desc(nulls_last=nulls_last)
 
         if ident.entity == "attribute":
-            ordering.append(direction(F(ATTRIBUTES[ident.key][0])))
+            ordering.append(direction(F(schema.attributes[ident.key].field)))
             continue
         alias = f"_order_{index}"
-        relation = {"metric": "latest_metrics", "param": "params", "tag": "tags"}[ident.entity]
-        relations[alias] = FilteredRelation(relation, condition=Q(**{f"{relation}__key": ident.key}))
-        if ident.entity == "metric":
-            ordering.append(F(f"{alias}__is_nan").asc(nulls_last=True))
+        relation = schema.entities[ident.entity]
+        name = relation.related_name or ""
+        relations[alias] = FilteredRelation(name, condition=Q(**{f"{name}__key": ident.key}))
+        if relation.nan_field:
+            ordering.append(F(f"{alias}__{relation.nan_field}").asc(nulls_last=True))
         ordering.append(direction(F(f"{alias}__value")))
     if relations:
         queryset = queryset.annotate(**relations)
-    return queryset.order_by(*ordering, "-start_time", "-id")
+    return queryset.order_by(*(ordering or schema.default_order), *schema.tiebreak)
+
+
+def apply(
+    schema: Schema,
+    queryset: QuerySet,
+    *,
+    filter_string: str | None,
+    order_by: Sequence[str | tuple[str, bool]] | None,
+) -> QuerySet:
+    """Filter and order ``queryset`` (objects the caller may see) with the schema's grammar."""
+    tree = parse_filter(filter_string, schema)
+    keys = parse_order_by(order_by, schema)
+    return apply_order_by(queryset.filter(compile_filter(tree, schema)), keys, schema)
+
+
+def metric_tests_on(tree: Any, key: str, alias: str) -> Q | None:
+    """The filter's AND-ed numeric tests on metric ``key`` restated on a join ``alias`` (None if it has none).
+
+    ``metrics.acc > 0.5 ... ORDER BY metrics.acc`` compiles to an ``EXISTS`` on one alias and a LEFT JOIN
+    (the sort) on another; PostgreSQL cannot tell they are the same row (unique run+key), so it sorts every
+    matching run before taking a page. The same tests on the sort alias make the join inner and let it walk
+    ``latestmetric (key, is_nan, value)`` in order and stop after one page. Only rows with a number pass them,
+    so they select exactly the runs the ``EXISTS`` does.
+    """
+
+    def conjuncts(node: Any) -> list[Any]:
+        if isinstance(node, BoolOp) and node.op == "AND":
+            return [term for child in node.children for term in conjuncts(child)]
+        return [] if node is None else [node]
+
+    condition = None
+    for term in conjuncts(tree):
+        ident = getattr(term, "identifier", None)
+        if ident is None or ident.entity != "metric" or ident.key != key or term.op not in NUMBER_LOOKUPS:
+            continue
+        test = Q(**{f"{alias}__value__{NUMBER_LOOKUPS[term.op]}": term.value})
+        condition = test if condition is None else condition & test
+    return condition
 
 
 # Page tokens -----------------------------------------------------------------------------------
@@ -542,3 +725,10 @@ def decode_page_token(token: str | None) -> int:
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidInput("Invalid page token.", details={"page_token": ["Malformed."]})
     return offset
+
+
+def page(queryset: QuerySet, *, page_token: str | None, max_results: int) -> tuple[list[Any], str | None]:
+    """One page of an ordered queryset from a page token: (rows, next page token or None)."""
+    offset = decode_page_token(page_token)
+    rows = list(queryset[offset : offset + max_results + 1])
+    return rows[:max_results], encode_page_token(offset + max_results) if len(rows) > max_results else None

@@ -8,8 +8,9 @@ from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Team
 from accounts.permissions import Action, authorize, restrict_to_visible
+from experiments import search
 from mlplatform.errors import InvalidInput, NotFound
-from registry import search
+from registry import search as registry_search
 from registry.models import (
     Alert,
     AlertRule,
@@ -31,21 +32,6 @@ from registry.services import deployment_data, event_data, parse_stage
 
 MODEL_SEARCH_MAX = 1000
 VERSION_SEARCH_MAX = 200_000
-MODEL_FIELDS = frozenset({"name"})
-VERSION_FIELDS = frozenset({"name", "run_id", "source_path", "version_number", "current_stage"})
-MODEL_ORDER = {
-    "name": "name",
-    "creation_timestamp": "created_at",
-    "last_updated_timestamp": "updated_at",
-    "timestamp": "updated_at",
-}
-VERSION_ORDER = {
-    "name": "model__name",
-    "version_number": "version",
-    "creation_timestamp": "created_at",
-    "last_updated_timestamp": "updated_at",
-    "timestamp": "updated_at",
-}
 
 
 def _visible_get(queryset: QuerySet, user: Any, label: str, **lookup: Any) -> Any:
@@ -155,31 +141,19 @@ def stage_transitions(*, user: Any, version: ModelVersion) -> QuerySet:
 
 
 def _search(
+    schema: search.Schema,
     queryset: QuerySet,
     *,
     filter_string: str,
-    fields: frozenset[str],
-    columns: dict[str, str],
-    tag_model: Any,
-    tag_owner: str,
     order_by: list[str] | None,
-    order_columns: dict[str, str],
-    default_order: list[str],
     max_results: int,
     limit: int,
     page_token: str | None,
 ) -> tuple[list[Any], str | None]:
     if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= limit:
         raise InvalidInput(f"max_results must be a whole number from 1 to {limit}.")
-    conditions = search.parse_filter(filter_string, fields=fields)
-    queryset = queryset.filter(
-        search.compile_conditions(conditions, columns=columns, tag_model=tag_model, tag_owner=tag_owner)
-    )
-    ordering = search.parse_order_by(order_by, columns=order_columns) or default_order
-    offset = search.decode_page_token(page_token)
-    rows = list(queryset.order_by(*ordering, "pk")[offset : offset + max_results + 1])
-    next_token = search.encode_page_token(offset + max_results) if len(rows) > max_results else None
-    return rows[:max_results], next_token
+    queryset = search.apply(schema, queryset, filter_string=filter_string, order_by=order_by)
+    return search.page(queryset, page_token=page_token, max_results=max_results)
 
 
 def search_registered_models(
@@ -192,15 +166,10 @@ def search_registered_models(
 ) -> tuple[list[RegisteredModel], str | None]:
     """MLflow ``search_registered_models``: filter on ``name`` and ``tags.<key>``; returns (models, next token)."""
     return _search(
+        registry_search.MODELS,
         restrict_to_visible(model_queryset(), user),
         filter_string=filter_string,
-        fields=MODEL_FIELDS,
-        columns={"name": "name"},
-        tag_model=RegisteredModelTag,
-        tag_owner="model",
         order_by=order_by,
-        order_columns=MODEL_ORDER,
-        default_order=["name"],
         max_results=max_results,
         limit=MODEL_SEARCH_MAX,
         page_token=page_token,
@@ -217,21 +186,10 @@ def search_model_versions(
 ) -> tuple[list[ModelVersion], str | None]:
     """MLflow ``search_model_versions``: ``name``, ``run_id``, ``source_path``, ``version_number``, tags."""
     return _search(
+        registry_search.VERSIONS,
         restrict_to_visible(version_queryset(), user),
         filter_string=filter_string,
-        fields=VERSION_FIELDS,
-        columns={
-            "name": "model__name",
-            "run_id": "run__run_uuid",
-            "source_path": "source",
-            "version_number": "version",
-            "current_stage": "current_stage",
-        },
-        tag_model=ModelVersionTag,
-        tag_owner="version",
         order_by=order_by,
-        order_columns=VERSION_ORDER,
-        default_order=["model__name", "-version"],
         max_results=max_results,
         limit=VERSION_SEARCH_MAX,
         page_token=page_token,

@@ -83,17 +83,16 @@ def search_experiments_view(request: Request) -> HttpResponse:
             f"Invalid value {max_results} for parameter 'max_results' supplied. It must be between 1 and "
             f"{MAX_EXPERIMENTS_PER_PAGE}."
         )
-    offset = search.decode_page_token(params.string("page_token"))
-    queryset = filters.apply(
+    queryset = search.apply(
         filters.EXPERIMENTS,
         selectors.experiment_list(user=request.user, view=view_type(params, "view_type")),
         filter_string=params.string("filter"),
-        order_by=filters.parse_order_strings(params.string_list("order_by")),
+        order_by=params.string_list("order_by"),
     )
-    page = list(queryset[offset : offset + max_results + 1])
-    body: dict[str, Any] = {"experiments": [experiment_json(e) for e in page[:max_results]]}
-    if len(page) > max_results:
-        body["next_page_token"] = search.encode_page_token(offset + max_results)
+    page, next_token = search.page(queryset, page_token=params.string("page_token"), max_results=max_results)
+    body: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}
+    if next_token:
+        body["next_page_token"] = next_token
     return json_response(body)
 
 

@@ -132,17 +132,16 @@ def search_logged_models(request: Request) -> HttpResponse:
     max_results = params.integer("max_results") or DEFAULT_MODELS_PER_PAGE
     if not 1 <= max_results <= MAX_MODELS_PER_PAGE:
         raise InvalidInput(f"max_results must be between 1 and {MAX_MODELS_PER_PAGE}.")
-    offset = search.decode_page_token(params.string("page_token"))
-    queryset = filters.apply(
+    queryset = search.apply(
         filters.LOGGED_MODELS,
         logged_models_visible(user=request.user, experiment_ids=[e.pk for e in experiments]),
         filter_string=params.string("filter"),
         order_by=_order_by(params.object_list("order_by")),
     )
-    page = list(queryset[offset : offset + max_results + 1])
-    body: dict[str, Any] = {"models": [logged_model_json(model) for model in page[:max_results]]}
-    if len(page) > max_results:
-        body["next_page_token"] = search.encode_page_token(offset + max_results)
+    page, next_token = search.page(queryset, page_token=params.string("page_token"), max_results=max_results)
+    body: dict[str, Any] = {"models": [logged_model_json(model) for model in page]}
+    if next_token:
+        body["next_page_token"] = next_token
     return json_response(body)
 
 

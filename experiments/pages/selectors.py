@@ -160,30 +160,6 @@ def _after(cursor: dict[str, Any], sort: Sort) -> Q:
     return Q(_rank__gt=cursor["r"]) | (Q(_rank=cursor["r"]) & same_rank)
 
 
-def _and_terms(tree: Any) -> list[Any]:
-    """The conjuncts of a filter tree (the tree itself unless it is an AND)."""
-    if isinstance(tree, search.BoolOp) and tree.op == "AND":
-        return [term for child in tree.children for term in _and_terms(child)]
-    return [] if tree is None else [tree]
-
-
-def _sort_metric_terms(tree: Any, sort: Sort) -> Q | None:
-    """The filter's numeric tests on the sort metric (``metrics.acc > 0.5`` when sorting by acc), or None.
-
-    Restated on the sort's own join they let the database walk the metric's index from the first
-    matching value, instead of stepping over every run the filter's ``EXISTS`` then rejects.
-    """
-    key = sort.column.partition(".")[2]
-    restated = None
-    for term in _and_terms(tree):
-        ident = getattr(term, "identifier", None)
-        if ident is None or ident.entity != "metric" or ident.key != key or term.op not in search.NUMBER_LOOKUPS:
-            continue
-        test = Q(**{f"_sorted__value__{search.NUMBER_LOOKUPS[term.op]}": term.value})
-        restated = test if restated is None else restated & test
-    return restated
-
-
 def _metric_sorted_rows(
     runs: QuerySet, sort: Sort, cursor: dict[str, Any] | None, limit: int, *, restated: Q | None = None
 ) -> list[Run]:
@@ -274,7 +250,13 @@ def runs_page(
     cursor = decode_cursor(page_token, sort)
     runs = Run.objects.filter(experiment=experiment, lifecycle_stage=LifecycleStage.ACTIVE).filter(condition)
     if sort.column.startswith("metrics."):
-        rows = _metric_sorted_rows(runs, sort, cursor, page_size + 1, restated=_sort_metric_terms(tree, sort))
+        rows = _metric_sorted_rows(
+            runs,
+            sort,
+            cursor,
+            page_size + 1,
+            restated=search.metric_tests_on(tree, sort.column.partition(".")[2], "_sorted"),
+        )
     else:
         runs = _sort_annotations(runs, sort)
         if cursor is not None:

@@ -87,7 +87,7 @@ def test_empty_filter_is_none():
 @pytest.mark.parametrize(
     ("text", "column", "fragment"),
     [
-        ("metrics.acc >", 14, "expected a quoted string or a number"),
+        ("metrics.acc >", 14, "expected a value (a quoted string or a number)"),
         ("metrics.acc 0.9", 13, "expected an operator"),
         ("metrics.acc > 0.9 and", 22, "expected a name"),
         ("(metrics.acc > 0.9", 19, "expected ')'"),
@@ -202,3 +202,56 @@ def test_page_tokens_round_trip_and_reject_garbage():
 def test_bool_op_node_is_a_tree():
     tree = parse_filter("metrics.a > 1 or metrics.b > 1 or metrics.c > 1")
     assert isinstance(tree, BoolOp) and len(tree.children) == 3
+
+
+# One grammar, several schemas ------------------------------------------------------------------
+
+
+def _schemas():
+    from experiments.mlflow.filters import EXPERIMENTS, LOGGED_MODELS
+    from registry.search import MODELS, VERSIONS
+
+    return {"experiments": EXPERIMENTS, "logged_models": LOGGED_MODELS, "models": MODELS, "versions": VERSIONS}
+
+
+@pytest.mark.parametrize("name", ["experiments", "logged_models", "models", "versions"])
+@pytest.mark.parametrize(
+    ("text", "column", "fragment"),
+    [
+        ("name = 'a' OR name = 'b'", 12, "expected AND or the end, found 'OR'"),
+        ("(name = 'a')", 1, "expected a name"),
+        ("name = 'a' AND", 15, "expected a name"),
+        ("name = ", 8, "expected a value"),
+        ("name LIKE 'a", 11, "unterminated string"),
+        ("metrics.acc > 1", 1, "unknown entity 'metrics'"),
+        ("name > 1", 6, "operator > cannot be used"),
+        ("tags.k IN ('a')", 8, "operator IN cannot be used"),
+    ],
+)
+def test_and_only_schemas_share_the_run_grammar_and_its_errors(name, text, column, fragment):
+    with pytest.raises(InvalidInput) as info:
+        parse_filter(text, _schemas()[name])
+    assert info.value.details == {"column": column} and f"column {column}:" in info.value.message
+    assert fragment in info.value.message
+
+
+def test_schema_kinds_convert_values():
+    schemas = _schemas()
+    assert parse_filter("version_number IN ('02', 3)", schemas["versions"]).value == (2, 3)
+    assert parse_filter("creation_time >= 0", schemas["experiments"]).value.isoformat() == "1970-01-01T00:00:00+00:00"
+    assert strip(parse_filter("tags.`a b` <> 'x'", schemas["models"])) == ("tag", "a b", "!=", "x")
+    for text in ["version_number = 1.5", "version_number = '-1'", "version_number = 2147483648"]:
+        with pytest.raises(InvalidInput, match="version number"):
+            parse_filter(text, schemas["versions"])
+    with pytest.raises(InvalidInput, match="time in milliseconds"):
+        parse_filter("creation_time > 1e300", schemas["experiments"])
+
+
+def test_order_by_follows_the_schema():
+    schemas = _schemas()
+    keys = parse_order_by(["attributes.name DESC", ("creation_time", True)], schemas["experiments"])
+    assert [(k.identifier.key, k.ascending) for k in keys] == [("name", False), ("creation_time", True)]
+    assert parse_order_by(["timestamp"], schemas["models"])[0].identifier.key == "timestamp"
+    for schema, item in [("experiments", "tags.k"), ("versions", "run_id"), ("models", ("name DESC", True))]:
+        with pytest.raises(InvalidInput, match=r"order_by\[0\]"):
+            parse_order_by([item], schemas[schema])

@@ -1,7 +1,10 @@
+import re
+
 import pytest
 
+from experiments import search
 from mlplatform.errors import InvalidInput, NotFound
-from registry import search, selectors
+from registry import selectors
 from registry.models import ModelVersionTag, RegisteredModelTag, Stage
 from registry.tests.factories import DeploymentFactory, ModelVersionFactory, RegisteredModelFactory
 
@@ -57,23 +60,28 @@ def test_search_models_paging_and_order(viewer, catalogue):
 
 
 @pytest.mark.parametrize(
-    "filter_string,message",
+    "filter_string,column,message",
     [
-        ("name = ", "expected a value"),
-        ("colour = 'red'", "unknown identifier 'colour'"),
-        ("name ~ 'x'", "unexpected character"),
-        ("name = 'a' OR name = 'b'", "expected AND at column 12"),
-        ("name = churn", "expected a quoted string"),
-        ("name > 'a'", "only applies to version_number"),
-        ("name IN 'a'", "expected ("),
-        ("name IN ('a' 'b')", "expected , or )"),
-        ("name NOT LIKE 'a'", "expected IN"),
-        ("= 'a'", "expected an identifier"),
-        ("name 'a'", "expected an operator"),
+        ("name = ", 8, "expected a value"),
+        ("colour = 'red'", 1, "unknown identifier 'colour'"),
+        ("name ~ 'x'", 6, "unexpected text"),
+        ("name = 'a' OR name = 'b'", 12, "expected AND or the end, found 'OR'"),
+        ("(name = 'a')", 1, "expected a name"),
+        ("name = churn", 8, "expected a value"),
+        ("name > 'a'", 6, "operator > cannot be used"),
+        ("tags.owner IN ('a')", 12, "operator IN cannot be used"),
+        ("name IN 'a'", 9, "parenthesised list"),
+        ("name IN ('a' 'b')", 14, "expected ',' or ')'"),
+        ("name NOT LIKE 'a'", 10, "expected IN after NOT"),
+        ("= 'a'", 1, "expected a name"),
+        ("name 'a'", 6, "expected an operator"),
+        ("metrics.acc > 1", 1, "unknown entity 'metrics'"),
+        ("creation_timestamp > 1", 1, "unknown identifier 'creation_timestamp'"),
     ],
 )
-def test_search_syntax_errors_say_where(viewer, filter_string, message):
-    with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
+def test_search_syntax_errors_say_where(viewer, filter_string, column, message):
+    """The registry grammar is the run grammar, AND-only: the same messages, naming the column."""
+    with pytest.raises(InvalidInput, match=f"at column {column}: .*{re.escape(message)}"):
         selectors.search_registered_models(user=viewer, filter_string=filter_string)
 
 
@@ -88,6 +96,22 @@ def test_search_models_bad_arguments(viewer, kwargs):
 def test_page_token_must_be_an_offset():
     with pytest.raises(InvalidInput):
         search.decode_page_token(search.encode_page_token(-1))
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"order_by": ["run_id"]}, {"order_by": ["tags.owner"]}, {"order_by": ["name sideways"]}]
+)
+def test_search_versions_bad_order_by(viewer, kwargs):
+    with pytest.raises(InvalidInput, match=r"order_by\[0\]"):
+        selectors.search_model_versions(user=viewer, **kwargs)
+
+
+def test_search_versions_orders_by_timestamp_then_pk(viewer, catalogue):
+    fraud, churn = catalogue
+    first = ModelVersionFactory(model=churn)
+    second = ModelVersionFactory(model=fraud)
+    found, _ = selectors.search_model_versions(user=viewer, order_by=["creation_timestamp DESC"])
+    assert [v.pk for v in found] == [second.pk, first.pk]
 
 
 def test_search_versions(viewer, catalogue, run):
@@ -139,11 +163,42 @@ def test_version_numbers_in_a_list_are_compared_as_numbers(viewer, catalogue):
 
 
 def test_conditions_are_limited(viewer):
-    selectors.search_registered_models(user=viewer, filter_string=" AND ".join(["name = 'x'"] * search.MAX_CONDITIONS))
-    with pytest.raises(InvalidInput, match=f"more than {search.MAX_CONDITIONS} conditions"):
-        selectors.search_registered_models(
-            user=viewer, filter_string=" AND ".join(["name = 'x'"] * (search.MAX_CONDITIONS + 1))
-        )
+    limit = search.MAX_COMPARISONS
+    selectors.search_registered_models(user=viewer, filter_string=" AND ".join(["name = 'x'"] * limit))
+    with pytest.raises(InvalidInput, match=f"more than {limit} comparisons"):
+        selectors.search_registered_models(user=viewer, filter_string=" AND ".join(["name = 'x'"] * (limit + 1)))
+
+
+@pytest.mark.parametrize(
+    "filter_string,expected",
+    [
+        ("name LIKE 'fraud\\_v1'", ["fraud_v1"]),
+        ("name LIKE 'fraud_v1'", ["fraud_v1", "fraudXv1"]),
+        ("name LIKE '100\\%'", ["100%"]),
+        ("name LIKE '100%'", ["100%", "1000"]),
+        ("name ILIKE 'FRAUD\\_V%'", ["fraud_v1"]),
+        ("name <> 'fraudXv1' AND name LIKE 'fraud%'", ["fraud_v1"]),
+    ],
+)
+def test_like_escapes_match_the_run_filter(viewer, team, filter_string, expected):
+    """``\\`` escapes ``%`` and ``_`` in registry LIKE exactly as in the run filter (it used to be dropped)."""
+    for name in ["fraud_v1", "fraudXv1", "100%", "1000"]:
+        RegisteredModelFactory(team=team, name=name)
+    assert names(selectors.search_registered_models(user=viewer, filter_string=filter_string)[0]) == sorted(expected)
+
+
+def test_version_tag_not_equal_needs_the_tag(viewer, catalogue):
+    """``tags.k != 'x'`` matches versions whose tag ``k`` differs, not versions without it (MLflow's meaning)."""
+    fraud, _ = catalogue
+    tagged, other, _untagged = (
+        ModelVersionFactory(model=fraud),
+        ModelVersionFactory(model=fraud),
+        ModelVersionFactory(model=fraud),
+    )
+    ModelVersionTag.objects.create(version=tagged, key="k", value="x")
+    ModelVersionTag.objects.create(version=other, key="k", value="y")
+    found, _ = selectors.search_model_versions(user=viewer, filter_string="tags.k != 'x'")
+    assert [v.pk for v in found] == [other.pk]
 
 
 def test_registered_model_get_by_name(viewer, team, catalogue):
