@@ -15,6 +15,11 @@
     return window.mlp.formatValue(p[2]) + " @ step " + p[0];
   }
 
+  /** Whether a series has a value a chart can draw (NaN and ±inf are gaps). */
+  function hasFinite(points) {
+    return points.some(function (p) { return typeof p[2] === "number" && isFinite(p[2]); });
+  }
+
   function addChart(key, points) {
     var card = document.createElement("section");
     card.className = "chart-card";
@@ -32,7 +37,12 @@
     holder.className = "chart";
     holder.setAttribute("role", "img");
     holder.setAttribute("aria-label", "Chart of " + key);
+    var note = document.createElement("p");
+    note.className = "muted small chart-note";
+    note.textContent = "Only NaN or infinite values so far: nothing to draw.";
+    note.hidden = hasFinite(points);
     card.appendChild(title);
+    card.appendChild(note);
     card.appendChild(holder);
     // Keep cards in key order.
     var next = null;
@@ -50,6 +60,7 @@
       showRaw: true
     });
     chart.latestEl = latest;
+    chart.noteEl = note;
     charts.push(chart);
     byKey[key] = chart;
     return chart;
@@ -80,6 +91,7 @@
       var chart = byKey[key];
       if (!chart) { addChart(key, points); return; }
       if (chart.append(0, points)) chart.latestEl.textContent = lastValueText(chart.series[0].points);
+      chart.noteEl.hidden = hasFinite(chart.series[0].points);
       updateLatestRow(key, chart.series[0].points);
     });
     if (message.run) setStatus(message.run.status);

@@ -173,6 +173,18 @@ def test_open_a_run_and_see_a_logged_point_within_two_seconds(page, sign_in, peo
     expect(page.locator('section[data-metric-key="grad_norm"] .chart')).to_have_attribute(
         "data-points", "1", timeout=2000
     )
+    # A metric with only NaN so far says why its chart is empty, until a number arrives.
+    api_post(base_url, token, f"/api/v1/runs/{run_id}/log-batch/", {"metrics": [{"key": "nan_only", "value": "NaN"}]})
+    note = page.locator('section[data-metric-key="nan_only"] .chart-note')
+    expect(note).to_be_visible(timeout=2000)
+    expect(page.locator('section[data-metric-key="grad_norm"] .chart-note')).to_be_hidden()
+    api_post(
+        base_url,
+        token,
+        f"/api/v1/runs/{run_id}/log-batch/",
+        {"metrics": [{"key": "nan_only", "value": 1.5, "step": 1}]},
+    )
+    expect(note).to_be_hidden(timeout=2000)
 
 
 def test_chart_controls_switch_axis_smoothing_and_log_scale(page, sign_in, people, experiment):
