@@ -103,3 +103,16 @@ def test_report_finds_the_newest_result_tagged_or_not(tmp_path):
     assert report.latest("mlflow", "pg", tmp_path).name == "20261125-110000-mlflow-pg-final.json"
     assert report.latest("ours", "pg", tmp_path).name == "20261125-090000-ours-pg.json"
     assert report.latest("fasttrackml", "pg", tmp_path) is None
+
+
+def test_downsample_bench_prints_a_table_and_writes_json(tmp_path, monkeypatch, capsys):
+    from bench import downsample
+
+    monkeypatch.setattr(downsample, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(downsample, "MAX_POINTS", (1_000,))
+    assert downsample.main(["--repeat", "1", "--baseline", str(downsample.ROOT / "experiments" / "downsample.py")]) == 0
+    out = capsys.readouterr().out
+    assert "baseline ms" in out and "current ms" in out
+    (written,) = tmp_path.glob("*-downsample.json")
+    rows = json.loads(written.read_text())["rows"]
+    assert len(rows) == 4 and all(row["current_ms"] > 0 and row["baseline_ms"] > 0 for row in rows)
