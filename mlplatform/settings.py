@@ -134,6 +134,10 @@ WHITENOISE_USE_FINDERS = True
 ARTIFACT_MAX_UPLOAD_BYTES = env.env_int(ENV, "ARTIFACT_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.env_int(ENV, "DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 
+# Registry webhooks (registry.webhooks): hosts resolving to link-local addresses (cloud metadata) are always
+# refused; loopback/private ones only when this is off.
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env.env_bool(ENV, "WEBHOOK_ALLOW_PRIVATE_HOSTS", default=True)
+
 # JSON bodies nested deeper than this are a 400 before any parser recurses into them (mlplatform.security).
 JSON_MAX_DEPTH = env.env_int(ENV, "JSON_MAX_DEPTH", 32)
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -55,6 +55,42 @@ class TeamFixedOnChangeMixin:
         return [*fields, "team"] if obj is not None and "team" not in fields else fields
 
 
+class KeepDeploymentHistoryMixin:
+    """Delete through the service (role check, audit event) and say why a deployed model/version is kept.
+
+    ``Deployment.model``/``version`` are PROTECT, so Django's delete page already lists the deployments in
+    the way and deletes nothing; this adds the service's explanation (its 409 message) above that list.
+    """
+
+    def _deployments(self, obj: Any) -> QuerySet:
+        raise NotImplementedError
+
+    def _label(self, obj: Any) -> str:
+        raise NotImplementedError
+
+    def _delete(self, request: HttpRequest, obj: Any) -> None:
+        raise NotImplementedError
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> Any:
+        obj = self.get_object(request, object_id)  # type: ignore[attr-defined]
+        if obj is not None:
+            conflict = services.deployment_history_conflict(self._deployments(obj), self._label(obj))
+            if conflict is not None:
+                self.message_user(request, conflict.message, messages.ERROR)  # type: ignore[attr-defined]
+        return super().delete_view(request, object_id, extra_context)  # type: ignore[misc]
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        try:
+            self._delete(request, obj)
+        except ServiceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)  # type: ignore[attr-defined]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Bulk delete, one service call each (Django already refuses when any of them was deployed)."""
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
 class RegisteredModelTagInline(admin.TabularInline):
     """A model's tags."""
 
@@ -90,7 +126,7 @@ class AliasInline(admin.TabularInline):
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(TeamFixedOnChangeMixin, admin.ModelAdmin):
+class RegisteredModelAdmin(KeepDeploymentHistoryMixin, TeamFixedOnChangeMixin, admin.ModelAdmin):
     """Registered models with their versions, aliases and tags."""
 
     list_display = ["name", "team", "last_version", "created_by", "updated_at"]
@@ -98,6 +134,15 @@ class RegisteredModelAdmin(TeamFixedOnChangeMixin, admin.ModelAdmin):
     search_fields = ["name", "description"]
     readonly_fields = ["last_version", "created_by", "created_at", "updated_at"]
     inlines = [ModelVersionInline, AliasInline, RegisteredModelTagInline]
+
+    def _deployments(self, obj: RegisteredModel) -> QuerySet:
+        return obj.deployments.all()
+
+    def _label(self, obj: RegisteredModel) -> str:
+        return f"Registered model {obj.name!r}"
+
+    def _delete(self, request: HttpRequest, obj: RegisteredModel) -> None:
+        services.registered_model_delete(user=request.user, model=obj, request=request)
 
 
 class ModelVersionTagInline(admin.TabularInline):
@@ -121,7 +166,7 @@ class StageTransitionInline(admin.TabularInline):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(NoAddMixin, admin.ModelAdmin):
+class ModelVersionAdmin(KeepDeploymentHistoryMixin, NoAddMixin, admin.ModelAdmin):
     """Model versions with tags and stage history."""
 
     list_display = ["__str__", "team", "current_stage", "status", "created_by", "created_at"]
@@ -131,6 +176,15 @@ class ModelVersionAdmin(NoAddMixin, admin.ModelAdmin):
     readonly_fields = ["model", "team", "version", "run", "current_stage", "created_by", "created_at", "updated_at"]
     raw_id_fields = ["run"]
     inlines = [ModelVersionTagInline, StageTransitionInline]
+
+    def _deployments(self, obj: ModelVersion) -> QuerySet:
+        return obj.deployments.all()
+
+    def _label(self, obj: ModelVersion) -> str:
+        return f"Version {obj.version} of {obj.model.name!r}"
+
+    def _delete(self, request: HttpRequest, obj: ModelVersion) -> None:
+        services.model_version_delete(user=request.user, version=obj, request=request)
 
 
 @admin.register(RegisteredModelTag)
@@ -237,6 +291,23 @@ class DeploymentAdmin(NoAddMixin, admin.ModelAdmin):
         racing a concurrent status change or metric batch.
         """
 
+    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        """Alert rules are created, changed and deleted through the services (firing alerts follow the rule)."""
+        if formset.model is not AlertRule:
+            super().save_formset(request, form, formset, change)
+            return
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []  # for the change log
+        for rule_form in formset.forms:
+            if not rule_form.has_changed() and not formset._should_delete_form(rule_form):
+                continue
+            rule = rule_form.instance
+            if formset._should_delete_form(rule_form):
+                if rule.pk is not None:
+                    _save_rule(self, request, rule, delete=True)
+                continue
+            rule.deployment = form.instance
+            _save_rule(self, request, rule, changed=rule_form.changed_data)
+
     @admin.action(description="Roll back to the previously live version")
     def rollback(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Roll back each selected live (or failed) deployment's model and environment (audited like the API)."""
@@ -292,13 +363,63 @@ class MonitoringMetricAdmin(NoAddMixin, admin.ModelAdmin):
     readonly_fields = ["deployment", "key", "value", "timestamp", "seq"]
 
 
+RULE_FIELDS = ("metric", "comparison", "threshold", "window_seconds", "is_enabled")
+
+
+def _save_rule(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    rule: AlertRule,
+    *,
+    changed: Sequence[str] = RULE_FIELDS,
+    delete: bool = False,
+) -> None:
+    """Create, update or delete one alert rule through the services; a refusal becomes an error message."""
+    try:
+        if delete:
+            services.alert_rule_delete(user=request.user, rule=AlertRule.objects.get(pk=rule.pk), request=request)
+        elif rule.pk is None:
+            created = services.alert_rule_create(
+                user=request.user,
+                deployment=rule.deployment,
+                metric=rule.metric,
+                comparison=rule.comparison,
+                threshold=rule.threshold,
+                window_seconds=rule.window_seconds,
+                request=request,
+            )
+            if not rule.is_enabled:
+                services.alert_rule_update(user=request.user, rule=created, is_enabled=False)
+            rule.pk = created.pk
+        else:
+            stored = AlertRule.objects.select_related("deployment").get(pk=rule.pk)
+            values = {field: getattr(rule, field) for field in RULE_FIELDS if field in changed}
+            services.alert_rule_update(user=request.user, rule=stored, **values)
+    except ServiceError as exc:
+        model_admin.message_user(request, f"Alert rule {rule}: {exc.message}", messages.ERROR)
+
+
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
-    """Alert rules."""
+class AlertRuleAdmin(NoAddMixin, admin.ModelAdmin):
+    """Alert rules; changed and deleted through the services, so a firing alert is resolved or re-judged.
+
+    New rules are added on their deployment's page (or through the API).
+    """
 
     list_display = ["__str__", "deployment", "is_enabled", "created_at"]
     list_filter = ["is_enabled", "comparison"]
-    raw_id_fields = ["deployment"]
+    fields = ["deployment", *RULE_FIELDS, "created_by", "created_at"]
+    readonly_fields = ["deployment", "created_by", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: AlertRule, form: forms.ModelForm, change: bool) -> None:
+        _save_rule(self, request, obj, changed=form.changed_data)
+
+    def delete_model(self, request: HttpRequest, obj: AlertRule) -> None:
+        _save_rule(self, request, obj, delete=True)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for rule in queryset:
+            self.delete_model(request, rule)
 
 
 @admin.register(Alert)

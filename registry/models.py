@@ -201,8 +201,10 @@ class Deployment(models.Model):
     """A model version put in an environment. At most one live per (model, environment), enforced by the DB."""
 
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
-    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="deployments")
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="deployments")
+    # PROTECT: a deployment and its events are the release history ("who put it there"); deleting a version
+    # or model that was ever deployed is refused (the services answer 409) instead of erasing that history.
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="deployments")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="deployments")
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="deployments")
     status = models.CharField(max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING)
     origin = models.CharField(max_length=16, choices=DeploymentOrigin.choices, default=DeploymentOrigin.DEPLOY)

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Avg, F, Max, Q
+from django.db.models import Avg, F, Max, ProtectedError, Q, QuerySet
 from django.utils import timezone
 
 from accounts.audit import record_event
@@ -196,15 +196,46 @@ def registered_model_rename(
     return model
 
 
+def deployment_history_conflict(deployments: QuerySet[Deployment], what: str) -> Conflict | None:
+    """The 409 refusing to delete ``what`` (a model or a version) when it was ever deployed; None if never.
+
+    Deployments and their events are the release history (who put which version where, and when), so they
+    are never deleted with the version they deployed (``Deployment.version``/``model`` are PROTECT too).
+    Shared by the services and the admin's delete pages.
+    """
+    rows = list(deployments.values_list("status", "environment__name"))
+    if not rows:
+        return None
+    environments = sorted({name for _, name in rows})
+    active = sorted({status for status, _ in rows if status in (DeploymentStatus.LIVE, DeploymentStatus.PENDING)})
+    now = f" ({' and '.join(active)} now)" if active else ""
+    return Conflict(
+        f"{what} has been deployed ({len(rows)} deployment{'s' if len(rows) != 1 else ''}{now}, to "
+        f"{', '.join(environments)}). Its deployment history (who deployed it where, and when) is kept, so it "
+        "cannot be deleted; archive it instead (stage Archived).",
+        code="deployment_history",
+        details={"deployments": len(rows), "environments": environments, "active": active},
+    )
+
+
+def _delete_keeping_history(obj: RegisteredModel | ModelVersion, deployments: QuerySet[Deployment], what: str) -> None:
+    """Delete ``obj`` unless it was deployed; a deployment created meanwhile still refuses it (PROTECT)."""
+    conflict = deployment_history_conflict(deployments, what)
+    if conflict is not None:
+        raise conflict
+    try:
+        with transaction.atomic():
+            obj.delete()
+    except ProtectedError as exc:  # deployed concurrently, after the check above
+        raise deployment_history_conflict(deployments, what) or Conflict(f"{what} cannot be deleted.") from exc
+
+
 @transaction.atomic
 def registered_model_delete(*, user: Any, model: RegisteredModel, request: Any = None) -> None:
-    """Delete a model with its versions (admin); refused while any of it is deployed."""
+    """Delete a model with its versions (admin); refused (409) when any of its versions was ever deployed."""
     authorize(user, Action.DELETE, model, label="Registered model")
-    active = model.deployments.filter(status__in=[DeploymentStatus.LIVE, DeploymentStatus.PENDING])
-    if active.exists():
-        raise Conflict(f"Registered model {model.name!r} has live or pending deployments; retire them first.")
     _audit("registry.model.delete", actor=user, request=request, target=model, details={"name": model.name})
-    model.delete()
+    _delete_keeping_history(model, model.deployments.all(), f"Registered model {model.name!r}")
 
 
 @transaction.atomic
@@ -355,12 +386,10 @@ def model_version_update(*, user: Any, version: ModelVersion, description: str) 
 
 @transaction.atomic
 def model_version_delete(*, user: Any, version: ModelVersion, request: Any = None) -> None:
-    """Delete a version (admin); its number is never reused. Refused while it is deployed."""
+    """Delete a version (admin); its number is never reused. Refused (409) when it was ever deployed."""
     authorize(user, Action.DELETE, version, label="Model version")
-    if version.deployments.filter(status__in=[DeploymentStatus.LIVE, DeploymentStatus.PENDING]).exists():
-        raise Conflict(f"Version {version.version} has live or pending deployments; retire them first.")
     _audit("registry.version.delete", actor=user, request=request, target=version, details={"version": version.version})
-    version.delete()
+    _delete_keeping_history(version, version.deployments.all(), f"Version {version.version} of {version.model.name!r}")
     _touch(version.model)
 
 
@@ -603,9 +632,13 @@ def environment_delete(*, user: Any, environment: Environment, request: Any = No
 
 
 def _bump_seq(deployment: Deployment, count: int = 1) -> int:
-    """Reserve ``count`` sequence numbers on the deployment; returns the last one."""
+    """Reserve ``count`` sequence numbers on the deployment; returns the last one.
+
+    ``status`` is re-read with it: the row is locked by the UPDATE, so what follows (alert evaluation of a
+    metric batch) sees the status as stored now, not as the caller loaded it.
+    """
     Deployment.objects.filter(pk=deployment.pk).update(last_seq=F("last_seq") + count)
-    deployment.last_seq = Deployment.objects.values_list("last_seq", flat=True).get(pk=deployment.pk)
+    deployment.last_seq, deployment.status = Deployment.objects.values_list("last_seq", "status").get(pk=deployment.pk)
     return deployment.last_seq
 
 
@@ -707,6 +740,9 @@ def _set_status(deployment: Deployment, status: str, *, actor: Any, message: str
         to_status=status,
         message=message,
     )
+    if status not in ALERTING_STATUSES:
+        for alert in Alert.objects.select_related("rule").filter(deployment=deployment, state=AlertState.FIRING):
+            _resolve_alert(deployment, alert.rule, alert, actor=actor, value=None, reason=f"deployment {status}")
 
 
 def _retire_live(*, model_id: int, environment: Environment, actor: Any, message: str) -> list[Deployment]:
@@ -1043,9 +1079,28 @@ COMPARE = {
 }
 
 
-def _evaluate_rules(deployment: Deployment, newest: dict[str, int], *, actor: Any) -> list[Alert]:
-    """Evaluate the enabled rules on the metrics just ingested: one aggregate query for all of them."""
-    rules = list(AlertRule.objects.filter(deployment=deployment, is_enabled=True, metric__in=list(newest)))
+# Alerts are about a serving deployment: a failed or retired one resolves its alerts and raises no more.
+ALERTING_STATUSES = frozenset({DeploymentStatus.PENDING, DeploymentStatus.LIVE})
+
+
+def _evaluate_rules(
+    deployment: Deployment,
+    newest: dict[str, int],
+    *,
+    actor: Any,
+    rules: list[AlertRule] | None = None,
+    reason: str = "",
+) -> list[Alert]:
+    """Evaluate the enabled rules on the metrics just ingested: one aggregate query for all of them.
+
+    ``rules`` (default: the deployment's enabled rules on those metrics) and ``reason`` serve the
+    re-evaluation of an edited rule (``_reevaluate_rule``): there a firing alert whose new window holds
+    nothing to judge is resolved, since the condition it was raised for no longer exists.
+    """
+    if deployment.status not in ALERTING_STATUSES:
+        return []
+    if rules is None:
+        rules = list(AlertRule.objects.filter(deployment=deployment, is_enabled=True, metric__in=list(newest)))
     if not rules:
         return []
     means = MonitoringMetric.objects.filter(deployment=deployment).aggregate(
@@ -1065,22 +1120,46 @@ def _evaluate_rules(deployment: Deployment, newest: dict[str, int], *, actor: An
     changed = []
     for rule in rules:
         mean = means[f"rule_{rule.pk}"]
-        if mean is None:  # only NaN points in the window: nothing to judge
+        open_alert = firing.get(rule.pk)
+        if mean is None:  # only NaN points (or none) in the window: nothing to judge
+            if reason and open_alert is not None:
+                changed.append(_resolve_alert(deployment, rule, open_alert, actor=actor, value=None, reason=reason))
             continue
         breached = COMPARE[Comparison(rule.comparison)](mean, rule.threshold)
-        open_alert = firing.get(rule.pk)
         if breached and open_alert is None:
             alert = Alert.objects.create(rule=rule, deployment=deployment, value=mean)
-            _alert_changed(deployment, rule, alert, actor=actor)
+            _alert_changed(deployment, rule, alert, actor=actor, reason=reason)
             changed.append(alert)
         elif not breached and open_alert is not None:
-            open_alert.state = AlertState.RESOLVED
-            open_alert.resolved_value = mean
-            open_alert.resolved_at = timezone.now()
-            open_alert.save(update_fields=["state", "resolved_value", "resolved_at"])
-            _alert_changed(deployment, rule, open_alert, actor=actor)
-            changed.append(open_alert)
+            changed.append(_resolve_alert(deployment, rule, open_alert, actor=actor, value=mean, reason=reason))
     return changed
+
+
+def _resolve_alert(
+    deployment: Deployment, rule: AlertRule, alert: Alert, *, actor: Any, value: float | None, reason: str = ""
+) -> Alert:
+    """Resolve a firing alert and record it (``_alert_changed``); ``value`` None when there was nothing to judge."""
+    alert.state = AlertState.RESOLVED
+    alert.resolved_value = value
+    alert.resolved_at = timezone.now()
+    alert.save(update_fields=["state", "resolved_value", "resolved_at"])
+    _alert_changed(deployment, rule, alert, actor=actor, reason=reason)
+    return alert
+
+
+def _reevaluate_rule(rule: AlertRule, *, actor: Any, reason: str) -> list[Alert]:
+    """After a rule changed: resolve its firing alert when it is off, else judge it anew on the stored points.
+
+    The window ends at the newest stored point of the rule's metric, as it would on ingest.
+    """
+    deployment = rule.deployment
+    if not rule.is_enabled or deployment.status not in ALERTING_STATUSES:
+        firing = Alert.objects.filter(rule=rule, state=AlertState.FIRING).first()
+        if firing is None:
+            return []
+        return [_resolve_alert(deployment, rule, firing, actor=actor, value=None, reason=reason)]
+    newest = MonitoringMetric.objects.filter(deployment=deployment, key=rule.metric).aggregate(t=Max("timestamp"))["t"]
+    return _evaluate_rules(deployment, {rule.metric: newest or 0}, actor=actor, rules=[rule], reason=reason)
 
 
 def alert_data(alert: Alert, rule: AlertRule) -> dict[str, Any]:
@@ -1099,16 +1178,30 @@ def alert_data(alert: Alert, rule: AlertRule) -> dict[str, Any]:
     }
 
 
-def _alert_changed(deployment: Deployment, rule: AlertRule, alert: Alert, *, actor: Any) -> None:
+def _alert_changed(deployment: Deployment, rule: AlertRule, alert: Alert, *, actor: Any, reason: str = "") -> None:
+    """Record a raise or resolution: deployment event (and live message), ``monitoring.alert`` webhook.
+
+    ``reason`` says why it changed when it was not new monitoring points (rule disabled, edited or deleted,
+    deployment retired or failed); it goes into the message, the event details and the webhook payload.
+    """
     raised = alert.state == AlertState.FIRING
     data = alert_data(alert, rule)
+    if reason:
+        data["reason"] = reason
     verb = "raised" if raised else "resolved"
+    because = f" ({reason})" if reason else ""
+    if data["value"] is None:
+        judged = f"nothing to judge mean {rule.metric} over {rule.window_seconds}s on."
+    else:
+        judged = (
+            f"mean {rule.metric} over {rule.window_seconds}s is {data['value']:.6g} "
+            f"({rule.get_comparison_display()} {rule.threshold:g} is {'true' if raised else 'false'})."
+        )
     _event(
         deployment,
         kind=DeploymentEventKind.ALERT_RAISED if raised else DeploymentEventKind.ALERT_RESOLVED,
         actor=actor,
-        message=f"Alert {verb}: mean {rule.metric} over {rule.window_seconds}s is {data['value']:.6g} "
-        f"({rule.get_comparison_display()} {rule.threshold:g} is {'true' if raised else 'false'}).",
+        message=f"Alert {verb}{because}: {judged}",
         details={"alert": data},
     )
     webhooks.enqueue_event(
@@ -1221,24 +1314,35 @@ def alert_rule_update(
     threshold: float | None = None,
     window_seconds: int | None = None,
     is_enabled: bool | None = None,
+    metric: str | None = None,
 ) -> AlertRule:
-    """Change an alert rule's condition or switch it on/off (admin)."""
+    """Change an alert rule's condition or switch it on/off (admin).
+
+    Its firing alert does not outlive the change: switching the rule off resolves it, and a changed
+    condition is judged again at once on the stored points (resolving or raising, recorded as usual).
+    """
     authorize(user, Action.DEPLOY, rule.deployment, label="Deployment")
-    values = _rule_inputs(None, comparison, threshold, window_seconds)
+    values = _rule_inputs(metric, comparison, threshold, window_seconds)
     if is_enabled is not None:
         if not isinstance(is_enabled, bool):
             raise InvalidInput("is_enabled must be true or false.")
         values["is_enabled"] = is_enabled
+    changed = sorted(field for field, value in values.items() if getattr(rule, field) != value)
     for field, value in values.items():
         setattr(rule, field, value)
     rule.save()
+    if changed:
+        reason = "rule disabled" if not rule.is_enabled else f"rule changed: {', '.join(changed)}"
+        _reevaluate_rule(rule, actor=user, reason=reason)
     return rule
 
 
 @transaction.atomic
 def alert_rule_delete(*, user: Any, rule: AlertRule, request: Any = None) -> None:
-    """Delete an alert rule and its alerts (admin)."""
+    """Delete an alert rule and its alerts (admin); a firing one is resolved first, so the change is recorded."""
     authorize(user, Action.DEPLOY, rule.deployment, label="Deployment")
+    for alert in Alert.objects.filter(rule=rule, state=AlertState.FIRING):
+        _resolve_alert(rule.deployment, rule, alert, actor=user, value=None, reason="rule deleted")
     _audit(
         "deployment.alert_rule.delete", actor=user, request=request, target=rule.deployment, details={"rule": str(rule)}
     )
@@ -1251,11 +1355,19 @@ SUBSCRIBABLE = [t.value for t in WebhookEventType if t is not WebhookEventType.T
 
 
 def clean_webhook_url(url: Any) -> str:
-    """A webhook URL: absolute http(s); raises InvalidInput otherwise (shared by the API and the admin)."""
+    """A webhook URL: absolute http(s), host not resolving to a refused address (link-local always, private
+    ones when ``WEBHOOK_ALLOW_PRIVATE_HOSTS`` is off); raises InvalidInput otherwise (API and admin)."""
     url = _text(url, "url", max_length=SOURCE_MAX)
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in {"http", "https"} and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:
+        valid = False
+    if not valid:
         raise InvalidInput("url must be an absolute http(s) URL.")
+    refused = webhooks.check_url_host(url)
+    if refused is not None:
+        raise InvalidInput(f"url refused: {refused}.")
     return url
 
 

@@ -19,17 +19,33 @@ subscribed webhook. After commit the ids go to a small thread pool in the server
 failing receiver never delays the API. A failed attempt is recorded and the next one is written as a new
 pending row, due after an exponential back-off (``WEBHOOK_RETRY_BASE_SECONDS * 2**(attempt-1)``), and is
 scheduled in-process; ``manage.py deliver_webhooks`` sends whatever is due (e.g. after a restart).
+
+Redirects are never followed: urllib would turn a 301/302/303 on a POST into a GET without the body. A 3xx
+answer is a failed attempt like a 5xx (recorded with its status code, retried with back-off).
+
+Address guard
+-------------
+A webhook URL whose host resolves to a link-local address (169.254.0.0/16, fe80::/10: cloud metadata
+endpoints) is always refused, when the webhook is saved (``check_url_host``) and again when each attempt
+connects (DNS can change): the connection goes to the very address that was checked. Loopback and private
+addresses are allowed (self-hosted receivers are often internal) unless ``WEBHOOK_ALLOW_PRIVATE_HOSTS`` is
+off, in which case only public (globally routable) addresses are.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
 import logging
+import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterable
@@ -161,6 +177,107 @@ def _claim(delivery_id: int) -> WebhookDelivery | None:
     return WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
 
 
+class BlockedAddress(OSError):
+    """The webhook host resolves to an address deliveries may not go to (link-local, or private when refused)."""
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _blocked_reason(address: IPAddress) -> str | None:
+    """Why deliveries may not go to ``address``, or None when they may."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_link_local:
+        return "a link-local address (cloud metadata range)"
+    if not _setting("WEBHOOK_ALLOW_PRIVATE_HOSTS", True) and (not address.is_global or address.is_multicast):
+        return "a loopback, private or reserved address (WEBHOOK_ALLOW_PRIVATE_HOSTS is off)"
+    return None
+
+
+def _resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to (a literal IP resolves to itself); raises OSError when none."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos))
+
+
+def checked_addresses(host: str, port: int) -> list[IPAddress]:
+    """Resolve ``host`` and refuse it (BlockedAddress) when any of its addresses is blocked."""
+    addresses = _resolve(host, port)
+    for address in addresses:
+        reason = _blocked_reason(address)
+        if reason is not None:
+            raise BlockedAddress(f"webhook host {host!r} resolves to {address}, {reason}; deliveries refused")
+    return addresses
+
+
+def check_url_host(url: str) -> str | None:
+    """When a webhook is saved: why its host is refused, or None. A host that does not resolve (yet) passes;
+    each delivery checks again anyway."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        checked_addresses(parts.hostname or "", port)
+    except BlockedAddress as exc:
+        return str(exc)
+    except (OSError, ValueError, UnicodeError):
+        return None
+    return None
+
+
+_target_host: contextvars.ContextVar[str | None] = contextvars.ContextVar("webhook_target_host", default=None)
+
+
+def _guarded_create_connection(
+    address: tuple[str, int], timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT, source_address: Any = None
+) -> socket.socket:
+    """``socket.create_connection`` that connects only to addresses it has checked (no DNS rebinding gap)."""
+    host, port = address
+    if host.lower() != _target_host.get():  # an HTTP proxy from the environment: the target was checked in _post
+        return socket.create_connection(address, timeout, source_address)
+    error: OSError | None = None
+    for ip in checked_addresses(host, port):
+        try:
+            return socket.create_connection((str(ip), port), timeout, source_address)
+        except OSError as exc:
+            error = exc
+    raise error or OSError(f"cannot connect to {host!r}")
+
+
+class _GuardedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _guarded_create_connection
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS still verifies the certificate against the URL's host name (``server_hostname``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _guarded_create_connection
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_GuardedHTTPConnection, req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_GuardedHTTPSConnection, req, context=self._context)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: the 3xx answer surfaces as an HTTPError, i.e. a failed attempt."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects, _GuardedHTTPHandler, _GuardedHTTPSHandler)
+
+
 def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
     """POST the signed payload; returns (status code or None, error text)."""
     body = json.dumps(delivery.payload, separators=(",", ":"), allow_nan=False).encode()
@@ -177,15 +294,26 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
         },
     )
     timeout = float(_setting("WEBHOOK_TIMEOUT_SECONDS", 5))
+    refused = check_url_host(delivery.webhook.url)
+    if refused is not None:
+        return None, f"BlockedAddress: {refused}"
+    token = _target_host.set(urllib.parse.urlsplit(delivery.webhook.url).hostname)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _opener.open(request, timeout=timeout) as response:
             response.read(RESPONSE_SNIPPET)
             return response.status, ""
     except urllib.error.HTTPError as exc:
         snippet = exc.read(RESPONSE_SNIPPET).decode(errors="replace")
+        if 300 <= exc.code < 400:
+            location = exc.headers.get("Location", "") if exc.headers else ""
+            return exc.code, f"HTTP {exc.code}: redirects are not followed (Location: {location or '-'})"
         return exc.code, f"HTTP {exc.code}: {snippet}".strip()
-    except (OSError, ValueError) as exc:  # refused, timed out, DNS, bad URL
+    except (OSError, ValueError) as exc:  # refused, timed out, DNS, bad URL, blocked address
+        if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BlockedAddress):
+            exc = exc.reason
         return None, f"{type(exc).__name__}: {exc}"
+    finally:
+        _target_host.reset(token)
 
 
 def deliver(delivery_id: int) -> WebhookDelivery | None:

@@ -32,7 +32,7 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers ``statuses`` in order (then 200); ``gate`` (when set) blocks each answer until released."""
+    """Answers ``statuses`` in order (then 200), a 3xx with ``location``; ``gate`` blocks each answer until released."""
 
     url: str
     server: ThreadingHTTPServer
@@ -41,6 +41,7 @@ class Receiver:
     gate: threading.Event | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
     secret: str | None = None
+    location: str | None = None  # sent as ``Location`` with 3xx statuses
 
     def stop(self) -> None:
         if self.gate is not None:
@@ -82,6 +83,8 @@ def start_receiver() -> Receiver:
             if verified is False:
                 status = 401
             self.send_response(status)
+            if 300 <= status < 400 and receiver.location:
+                self.send_header("Location", receiver.location)
             self.send_header("Content-Type", "text/plain")
             self.end_headers()
             self.wfile.write(b"ok" if status < 400 else b"receiver says no")

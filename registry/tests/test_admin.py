@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.tests.factories import UserFactory
-from registry.models import Deployment, DeploymentStatus, WebhookDelivery
+from registry.models import Alert, AlertRule, Deployment, DeploymentEvent, DeploymentStatus, WebhookDelivery
 from registry.tests.factories import (
     AlertRuleFactory,
     DeploymentFactory,
@@ -291,3 +291,42 @@ def test_rollback_action_on_a_failed_deployment(superuser_client, world):
     assert "rolled back" in response.content.decode()
     live = Deployment.objects.get(status="live")
     assert (live.version_id, live.origin) == (world["old"].version_id, "rollback")
+
+
+@pytest.mark.parametrize("which", ["version", "model"])
+def test_admin_refuses_to_delete_a_deployed_version_or_model_and_says_why(superuser_client, world, which):
+    version = world["old"].version  # its only deployment is retired: history, not activity
+    obj, name = (version, "modelversion") if which == "version" else (version.model, "registeredmodel")
+    delete_url = reverse(f"admin:registry_{name}_delete", args=[obj.pk])
+    page = superuser_client.get(delete_url).content.decode()
+    assert "has been deployed" in page and "deployment history" in page
+    response = superuser_client.post(delete_url, {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert type(obj).objects.filter(pk=obj.pk).exists()
+    assert Deployment.objects.filter(pk=world["old"].pk).exists()
+
+
+def test_admin_deletes_a_never_deployed_version_through_the_service(superuser_client, model):
+    version = ModelVersionFactory(model=model)
+    response = superuser_client.post(
+        reverse("admin:registry_modelversion_delete", args=[version.pk]), {"post": "yes"}, follow=True
+    )
+    assert response.status_code == 200
+    assert not type(version).objects.filter(pk=version.pk).exists()
+    assert AuditEvent.objects.filter(action="registry.version.delete").exists()
+
+
+def test_editing_or_deleting_alert_rules_in_admin_resolves_their_alerts(superuser_client, world):
+    rule = AlertRule.objects.get()
+    Alert.objects.create(rule=rule, deployment=world["current"], value=500.0)
+    change = reverse("admin:registry_alertrule_change", args=[rule.pk])
+    form = {"metric": rule.metric, "comparison": rule.comparison, "threshold": rule.threshold, "window_seconds": 60}
+    assert superuser_client.post(change, form, follow=True).status_code == 200  # is_enabled unticked
+    assert Alert.objects.get().state == "resolved"
+    assert DeploymentEvent.objects.get(kind="alert_resolved").details["alert"]["reason"] == "rule disabled"
+    Alert.objects.create(rule=rule, deployment=world["current"], value=500.0)
+    delete = reverse("admin:registry_alertrule_delete", args=[rule.pk])
+    assert superuser_client.post(delete, {"post": "yes"}, follow=True).status_code == 200
+    assert not AlertRule.objects.exists()
+    assert DeploymentEvent.objects.filter(kind="alert_resolved").count() == 2
+    assert AuditEvent.objects.filter(action="deployment.alert_rule.delete").exists()

@@ -2,8 +2,16 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import AuditEvent, Team
-from registry.models import Alias, ModelVersion, RegisteredModel, RegisteredModelTag, StageTransition
-from registry.tests.factories import ModelVersionFactory, RegisteredModelFactory
+from registry.models import (
+    Alias,
+    Deployment,
+    DeploymentEvent,
+    ModelVersion,
+    RegisteredModel,
+    RegisteredModelTag,
+    StageTransition,
+)
+from registry.tests.factories import DeploymentFactory, ModelVersionFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -295,3 +303,21 @@ def test_version_search(client_for, viewer, model):
     response = client_for(viewer).get(url("registry-version-search"), {"filter": "name = 'fraud'"})
     assert [(v["model_name"], v["version"]) for v in response.json()["results"]] == [("fraud", 1)]
     assert client_for(viewer).get(url("registry-version-search"), {"max_results": 0}).status_code == 400
+
+
+def test_deleting_a_deployed_version_or_model_is_409_naming_why(client_for, team_admin, model):
+    version = ModelVersionFactory(model=model)
+    deployment = DeploymentFactory(version=version, status="retired")
+    DeploymentEvent.objects.create(deployment=deployment, seq=1, kind="created", message="who put it there")
+    client = client_for(team_admin)
+    for target in (
+        url("registry-version-detail", model_id=model.pk, number=version.version),
+        url("registry-model-detail", model_id=model.pk),
+    ):
+        response = client.delete(target)
+        assert response.status_code == 409
+        assert error(response)["code"] == "deployment_history"
+        assert "has been deployed" in error(response)["message"]
+        assert error(response)["details"]["deployments"] == 1
+    assert ModelVersion.objects.filter(pk=version.pk).exists()
+    assert Deployment.objects.get(pk=deployment.pk).events.get().message == "who put it there"

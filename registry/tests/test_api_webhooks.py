@@ -122,3 +122,19 @@ def test_a_hanging_receiver_does_not_slow_the_api(client_for, team_admin, team, 
     assert (delivery.status, delivery.status_code) == ("succeeded", 200)
     assert receiver.requests[0].verified is True
     assert receiver.requests[0].json["data"]["action"] == "deploy"
+
+
+def test_link_local_urls_are_400_on_create_and_update(client_for, team_admin, team):
+    client = client_for(team_admin)
+    metadata = "http://169.254.169.254/latest/meta-data/"
+    body = {"team": team.pk, "name": "x", "url": metadata, "event_types": ["deployment.changed"]}
+    response = client.post(url("registry-webhook-list"), body, format="json")
+    assert response.status_code == 400
+    assert "link-local" in response.json()["error"]["message"]
+    hook = WebhookFactory(team=team)
+    detail = url("registry-webhook-detail", webhook_id=hook.pk)
+    response = client.patch(detail, {"url": "http://[fe80::a9fe:a9fe]/x"}, format="json")
+    assert response.status_code == 400 and "link-local" in response.json()["error"]["message"]
+    hook.refresh_from_db()
+    assert hook.url == "http://127.0.0.1:9/hook"
+    assert Webhook.objects.count() == 1

@@ -121,9 +121,19 @@ def test_delete_needs_admin(editor, team_admin, model):
 
 def test_delete_refused_while_deployed(team_admin, model):
     DeploymentFactory(version=ModelVersionFactory(model=model))
-    with pytest.raises(Conflict, match="retire them first"):
+    with pytest.raises(Conflict, match=r"\(live now\).*archive it instead"):
         services.registered_model_delete(user=team_admin, model=model)
     assert RegisteredModel.objects.filter(pk=model.pk).exists()
+
+
+def test_delete_refused_when_a_version_was_ever_deployed(team_admin, model):
+    retired = DeploymentFactory(version=ModelVersionFactory(model=model), status="retired")
+    ModelVersionFactory(model=model)
+    with pytest.raises(Conflict, match="Registered model 'fraud' has been deployed") as caught:
+        services.registered_model_delete(user=team_admin, model=model)
+    assert caught.value.code == "deployment_history"
+    assert RegisteredModel.objects.filter(pk=model.pk).exists()
+    assert model.versions.count() == 2 and model.deployments.get() == retired
 
 
 def test_set_tag_overwrites(editor, model):

@@ -230,3 +230,83 @@ def test_raise_and_resolve_both_reach_the_webhooks(editor, deployment, team):
     assert alert.state == "resolved"
     resolved = DeploymentEvent.objects.get(kind="alert_resolved")
     assert resolved.details["alert"]["state"] == "resolved"
+
+
+@pytest.fixture
+def firing(editor, deployment, team, monkeypatch):
+    """A firing alert (mean latency 500 > 100) with a subscribed webhook; live messages are captured."""
+    WebhookFactory(team=team, event_types=["monitoring.alert"])
+    rule = AlertRuleFactory(
+        deployment=deployment, metric="latency_ms", comparison="gt", threshold=100, window_seconds=60
+    )
+    services.monitoring_ingest(
+        user=editor, deployment=deployment, metrics=points("latency_ms", [500]) + points("errors", [0.5])
+    )
+    assert Alert.objects.get().state == "firing"
+    live = []
+    monkeypatch.setattr(services, "publish_after_commit", lambda group, message: live.append(message))
+    return {"rule": rule, "alert": Alert.objects.get(), "live": live}
+
+
+def assert_resolved_everywhere(firing, reason, value=None):
+    """Resolved in the database, as a deployment event, a ``monitoring.alert`` webhook and a live message."""
+    event = DeploymentEvent.objects.filter(kind="alert_resolved").get()
+    assert reason in event.message
+    assert (event.details["alert"]["state"], event.details["alert"]["reason"]) == ("resolved", reason)
+    assert event.details["alert"]["value"] == value
+    webhook = WebhookDelivery.objects.order_by("-id").first().payload["data"]["alert"]
+    assert (webhook["state"], webhook["reason"], webhook["id"]) == ("resolved", reason, firing["alert"].pk)
+    alerts = [m for m in firing["live"] if m.get("kind") == "alert"]
+    assert [m["event"]["kind"] for m in alerts] == ["alert_resolved"]
+    if Alert.objects.filter(pk=firing["alert"].pk).exists():  # gone with a deleted rule
+        alert = Alert.objects.get(pk=firing["alert"].pk)
+        assert alert.state == "resolved" and alert.resolved_at is not None
+
+
+def test_disabling_a_rule_resolves_its_firing_alert(team_admin, firing):
+    services.alert_rule_update(user=team_admin, rule=firing["rule"], is_enabled=False)
+    assert_resolved_everywhere(firing, "rule disabled")
+
+
+def test_deleting_a_rule_records_its_firing_alert_resolved(team_admin, firing):
+    services.alert_rule_delete(user=team_admin, rule=firing["rule"])
+    assert_resolved_everywhere(firing, "rule deleted")
+    assert not AlertRule.objects.exists()
+
+
+def test_a_threshold_edit_is_judged_again_on_the_stored_points(team_admin, firing):
+    services.alert_rule_update(user=team_admin, rule=firing["rule"], threshold=1000)
+    assert_resolved_everywhere(firing, "rule changed: threshold", value=500.0)
+    services.alert_rule_update(user=team_admin, rule=firing["rule"], comparison="lt")  # 500 < 1000: raised anew
+    assert Alert.objects.filter(state="firing").exclude(pk=firing["alert"].pk).exists()
+    assert DeploymentEvent.objects.filter(kind="alert_raised").count() == 2
+
+
+def test_an_edit_with_nothing_left_to_judge_resolves(team_admin, firing):
+    services.alert_rule_update(user=team_admin, rule=firing["rule"], metric="never_posted")
+    assert_resolved_everywhere(firing, "rule changed: metric")
+
+
+def test_a_metric_edit_judges_the_new_metric(team_admin, firing):
+    services.alert_rule_update(user=team_admin, rule=firing["rule"], metric="errors", threshold=0.1)
+    assert Alert.objects.get().state == "firing"  # errors 0.5 > 0.1: the alert is still due, nothing recorded
+    assert not DeploymentEvent.objects.filter(kind="alert_resolved").exists()
+
+
+def test_an_unchanged_update_records_nothing(team_admin, firing):
+    services.alert_rule_update(user=team_admin, rule=firing["rule"], threshold=100, is_enabled=True)
+    assert Alert.objects.get().state == "firing" and firing["live"] == []
+
+
+@pytest.mark.parametrize("status", ["retired", "failed"])
+def test_a_deployment_leaving_service_resolves_its_alerts(team_admin, editor, firing, deployment, status):
+    services.deployment_set_status(user=team_admin, deployment=deployment, status=status)
+    assert_resolved_everywhere(firing, f"deployment {status}")
+    if status == "failed":  # still accepts points, but raises nothing more
+        services.monitoring_ingest(user=editor, deployment=deployment, metrics=points("latency_ms", [900], T0 + 5000))
+        assert not Alert.objects.filter(state="firing").exists()
+
+
+def test_a_replaced_deployment_resolves_its_alerts(team_admin, firing, deployment, model):
+    services.deploy(user=team_admin, version=ModelVersionFactory(model=model), environment=deployment.environment)
+    assert_resolved_everywhere(firing, "deployment retired")

@@ -1,12 +1,14 @@
 import pytest
+from django.db.models import ProtectedError
 
 from accounts.models import AuditEvent
 from experiments.tests.factories import ExperimentFactory, RunFactory
 from mlplatform.errors import Conflict, Forbidden, InvalidInput, NotFound
 from registry import services
-from registry.models import Alias, ModelVersion, Stage, StageTransition, WebhookDelivery
+from registry.models import Alias, Deployment, ModelVersion, Stage, StageTransition, WebhookDelivery
 from registry.tests.factories import (
     DeploymentFactory,
+    EnvironmentFactory,
     ModelVersionFactory,
     RegisteredModelFactory,
     WebhookFactory,
@@ -135,6 +137,47 @@ def test_delete_refused_while_deployed(team_admin, model):
     DeploymentFactory(version=version)
     with pytest.raises(Conflict):
         services.model_version_delete(user=team_admin, version=version)
+
+
+@pytest.mark.parametrize("status", ["retired", "failed"])
+def test_delete_refused_when_it_was_ever_deployed_and_the_history_survives(team_admin, model, status):
+    version = ModelVersionFactory(model=model)
+    production = EnvironmentFactory(team=model.team, name="production")
+    deployment = DeploymentFactory(version=version, status=status, environment=production)
+    services._event(deployment, kind="created", actor=team_admin, to_status="live", message="deployed by ops")
+    with pytest.raises(Conflict, match=r"has been deployed .*production.*history") as caught:
+        services.model_version_delete(user=team_admin, version=version)
+    assert caught.value.code == "deployment_history"
+    assert caught.value.details == {"deployments": 1, "environments": ["production"], "active": []}
+    assert ModelVersion.objects.filter(pk=version.pk).exists()
+    assert Deployment.objects.get(pk=deployment.pk).events.get().message == "deployed by ops"
+    assert not AuditEvent.objects.filter(action="registry.version.delete").exists()
+
+
+def test_deployments_protect_their_version_even_outside_the_services(model):
+    version = ModelVersionFactory(model=model)
+    DeploymentFactory(version=version, status="retired")
+    with pytest.raises(ProtectedError):
+        version.delete()
+    with pytest.raises(ProtectedError):
+        model.delete()
+
+
+def test_a_version_deployed_meanwhile_is_still_refused(team_admin, model, monkeypatch):
+    """The check and the delete race a concurrent deploy: PROTECT turns the late one into the same 409."""
+    version = ModelVersionFactory(model=model)
+    monkeypatch.setattr(services, "deployment_history_conflict", lambda deployments, what: None)
+    DeploymentFactory(version=version)
+    with pytest.raises(Conflict):
+        services.model_version_delete(user=team_admin, version=version)
+    assert ModelVersion.objects.filter(pk=version.pk).exists()
+
+
+def test_a_never_deployed_version_is_deleted(team_admin, model):
+    version = ModelVersionFactory(model=model)
+    DeploymentFactory(version=ModelVersionFactory(model=model))  # another version's deployment
+    services.model_version_delete(user=team_admin, version=version)
+    assert not ModelVersion.objects.filter(pk=version.pk).exists()
 
 
 def test_version_tags(editor, model):

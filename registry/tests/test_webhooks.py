@@ -1,3 +1,4 @@
+import ipaddress
 import json
 import time
 from datetime import timedelta
@@ -6,9 +7,11 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from mlplatform.errors import InvalidInput
 from registry import services, webhooks
 from registry.models import WebhookDelivery
 from registry.tests.factories import WebhookFactory
+from registry.tests.receiver import start_receiver
 from registry.webhooks import sign, verify_signature
 
 SECRET = "whsec_test-secret"
@@ -210,3 +213,109 @@ def test_receiver_verifies_the_signature_and_refuses_a_wrong_secret(receiver, te
     second.refresh_from_db()
     assert (second.status, second.status_code) == ("failed", 401)  # the refusal is recorded and retried
     assert WebhookDelivery.objects.filter(event_id=second.event_id, attempt=2, status="pending").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_a_failed_attempt_and_is_not_followed(receiver, team, settings, status):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 30
+    elsewhere = start_receiver()
+    try:
+        WebhookFactory(team=team, url=receiver.url)
+        receiver.statuses, receiver.location = [status], elsewhere.url
+        first = webhooks.enqueue_event(team_id=team.pk, event_type="deployment.changed", data={"x": 1})[0]
+        webhooks.deliver(first.pk)
+        first.refresh_from_db()
+        assert (first.status, first.status_code) == ("failed", status)
+        assert "redirects are not followed" in first.error and elsewhere.url in first.error
+        assert elsewhere.requests == []  # neither a GET without the body nor a re-POST
+        retry = WebhookDelivery.objects.get(attempt=2)
+        assert (retry.status, retry.event_id) == ("pending", first.event_id)
+    finally:
+        elsewhere.stop()
+
+
+def _fake_dns(monkeypatch, table):
+    """Resolve host names through ``table`` (name -> list of addresses, or a callable returning one)."""
+    real = webhooks._resolve
+
+    def resolve(host, port):
+        if host in table:
+            answer = table[host]
+            return [ipaddress.ip_address(a) for a in (answer() if callable(answer) else answer)]
+        return real(host, port)
+
+    monkeypatch.setattr(webhooks, "_resolve", resolve)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/hook",
+        "http://[::ffff:169.254.169.254]/hook",
+        "https://metadata.test/computeMetadata/v1/",
+    ],
+)
+def test_link_local_hosts_are_refused_when_saved(team_admin, team, monkeypatch, url):
+    _fake_dns(monkeypatch, {"metadata.test": ["169.254.169.254"]})
+    with pytest.raises(InvalidInput, match="link-local"):
+        services.webhook_create(user=team_admin, team=team, name="h", url=url, event_types=["deployment.changed"])
+    hook = WebhookFactory(team=team)
+    with pytest.raises(InvalidInput, match="link-local"):
+        services.webhook_update(user=team_admin, webhook=hook, url=url)
+
+
+@pytest.mark.django_db
+def test_a_host_that_moved_to_link_local_is_refused_at_delivery(receiver, team, monkeypatch, settings):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 30
+    port = receiver.url.split(":")[2].split("/")[0]
+    hook = WebhookFactory(team=team, url=f"http://hooks.test:{port}/hook")
+    _fake_dns(monkeypatch, {"hooks.test": ["127.0.0.1"]})
+    delivery = webhooks.enqueue_event(team_id=team.pk, event_type="deployment.changed", data={})[0]
+    webhooks.deliver(delivery.pk)
+    assert WebhookDelivery.objects.get(pk=delivery.pk).status == "succeeded"  # the checked address is used
+    assert receiver.requests[0].headers["Host"] == f"hooks.test:{port}"
+
+    _fake_dns(monkeypatch, {"hooks.test": ["169.254.169.254"]})  # DNS changed since the webhook was saved
+    delivery = webhooks.enqueue_event(team_id=team.pk, event_type="deployment.changed", data={})[0]
+    webhooks.deliver(delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.status_code) == ("failed", None)
+    assert "link-local" in delivery.error
+    assert WebhookDelivery.objects.filter(webhook=hook, attempt=2, status="pending").exists()  # retried
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.django_db
+def test_the_connection_goes_only_to_a_checked_address(receiver, team, monkeypatch):
+    """DNS rebinding: the pre-check sees a fine address, the connection's own lookup a link-local one."""
+    port = receiver.url.split(":")[2].split("/")[0]
+    WebhookFactory(team=team, url=f"http://rebind.test:{port}/hook")
+    answers = iter([["127.0.0.1"], ["169.254.169.254"]])
+    _fake_dns(monkeypatch, {"rebind.test": lambda: next(answers)})
+    delivery = webhooks.enqueue_event(team_id=team.pk, event_type="deployment.changed", data={})[0]
+    webhooks.deliver(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and delivery.error.startswith("BlockedAddress")
+    assert "link-local" in delivery.error
+    assert receiver.requests == []
+
+
+@pytest.mark.django_db
+def test_private_hosts_are_refused_only_when_the_setting_is_off(receiver, team, team_admin, settings):
+    services.webhook_create(user=team_admin, team=team, name="ok", url=receiver.url, event_types=["monitoring.alert"])
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = False
+    for url in (receiver.url, "http://10.1.2.3/hook", "http://[::1]/hook", "http://100.64.0.1/x"):
+        with pytest.raises(InvalidInput, match="WEBHOOK_ALLOW_PRIVATE_HOSTS"):
+            services.webhook_create(user=team_admin, team=team, name="h", url=url, event_types=["monitoring.alert"])
+    public = "http://8.8.8.8/x"
+    services.webhook_create(user=team_admin, team=team, name="public", url=public, event_types=["monitoring.alert"])
+    WebhookFactory(team=team, url=receiver.url)  # saved while private hosts were allowed
+    delivery = webhooks.enqueue_event(team_id=team.pk, event_type="deployment.changed", data={})[0]
+    webhooks.deliver(delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.status_code) == ("failed", None)
+    assert "WEBHOOK_ALLOW_PRIVATE_HOSTS" in delivery.error
+    assert receiver.requests == []

@@ -12,6 +12,7 @@ from experiments import services as tracking
 from experiments.mlflow.services import logged_model_create
 from registry import services
 from registry.models import Alias, ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelTag
+from registry.tests.factories import DeploymentFactory
 from tests.mlflow_client.helpers import call, error_of
 
 pytestmark = pytest.mark.django_db
@@ -257,3 +258,14 @@ def test_facade_registry_writes_are_audited_with_the_request(client_for, editor,
         "registry.model.delete",
     }
     assert set(events.values_list("user_agent", flat=True)) == {"mlflow-python-client/3"}
+
+
+def test_deleting_a_deployed_version_or_model_is_refused_in_mlflow_shape(client_for, team_admin, version) -> None:
+    DeploymentFactory(version=version, status="retired")
+    client = client_for(team_admin)
+    response = call(client, "DELETE", "model-versions/delete", {"name": "clf", "version": "1"})
+    assert error_of(response) == (400, "RESOURCE_ALREADY_EXISTS")  # the façade's mapping of a conflict
+    assert "has been deployed" in response.json()["message"]
+    response = call(client, "DELETE", "registered-models/delete", {"name": "clf"})
+    assert error_of(response)[0] == 400 and "deployment history" in response.json()["message"]
+    assert ModelVersion.objects.filter(pk=version.pk).exists()
