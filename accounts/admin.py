@@ -2,7 +2,9 @@
 
 Team and membership changes made here follow the API's rules: a team keeps at least one owner, and
 each team create/delete and membership add/role change/remove writes the same audit event
-(``details["via"] == "admin"``) with the operator as actor.
+(``details["via"] == "admin"``) with the operator as actor. Users are deleted through
+``services.users_delete`` (refused while they are a team's last owner) and API tokens are edited and
+deleted through ``services.api_token_update`` / ``api_token_delete``, which audit the change.
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 
-from accounts import audit, selectors
+from accounts import audit, selectors, services
 from accounts.models import ApiToken, AuditEvent, Membership, Role, Team, User
+from mlplatform.errors import Conflict, ServiceError
 
 LAST_OWNER_MESSAGE = "A team must keep at least one owner; make someone else owner first ({teams})."
 
@@ -206,11 +213,64 @@ class AuditedMembershipsMixin:
             audit_membership_saved(request, membership, before.get(membership.pk))
 
 
+def _refused_user_deletion(modeladmin: admin.ModelAdmin, request: HttpRequest, users: list[User]) -> bool:
+    """Show the error and answer True when deleting ``users`` would leave a team without an owner."""
+    try:
+        services.ensure_users_deletable(users=users)
+    except Conflict as exc:
+        modeladmin.message_user(request, exc.message, messages.ERROR)
+        return True
+    return False
+
+
+@admin.action(permissions=["delete"], description="Delete selected users")
+def delete_selected_users(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[User]
+) -> HttpResponse | None:
+    """Django's "delete selected", refused up front (before the confirmation page) for a team's last owner."""
+    if _refused_user_deletion(modeladmin, request, list(queryset)):
+        return None  # back to the list, with the error
+    return delete_selected(modeladmin, request, queryset)
+
+
 @admin.register(User)
 class UserAdmin(AuditedMembershipsMixin, BaseUserAdmin):
-    """Users with their memberships."""
+    """Users with their memberships; a team's last owner cannot be deleted (one user or several)."""
 
     inlines = [MembershipInline]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """Replace "delete selected" with the version that keeps every team's owner."""
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            _func, name, description = actions["delete_selected"]
+            actions[name] = (delete_selected_users, name, description)
+        return actions
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        """Refuse, back on the user's page with an error naming the teams, when they are a last owner."""
+        user = self.get_object(request, unquote(object_id))
+        checked = user is not None and self.has_delete_permission(request, user)
+        if checked and _refused_user_deletion(self, request, [user]):
+            if self.has_view_or_change_permission(request, user):
+                return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
+            return HttpResponseRedirect(reverse("admin:accounts_user_changelist"))
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        """Delete through the service (owner rule, audit events)."""
+        self._delete(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        """Delete the selected users through the service, all or none."""
+        self._delete(request, list(queryset))
+
+    @staticmethod
+    def _delete(request: HttpRequest, users: list[User]) -> None:
+        try:
+            services.users_delete(actor=request.user, users=users, request=request, via="admin")
+        except ServiceError as exc:  # lost a race with a change made since the confirmation page
+            raise PermissionDenied(exc.message) from exc
 
 
 @admin.register(Team)
@@ -301,9 +361,15 @@ def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: 
     modeladmin.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
 
 
+TOKEN_EDITABLE = ("name", "expires_at")
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """API tokens: the hash is never shown and tokens are created by their users, not here."""
+    """API tokens: the hash is never shown and tokens are created by their users, not here.
+
+    Edits (name, expiry) and deletions go through the services, so each writes an audit event.
+    """
 
     list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "created_at"]
@@ -315,6 +381,32 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Tokens are created through the API so the plaintext reaches only their owner."""
         return False
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        """Save the edited name or expiry through the service, which records ``token.update``."""
+        changed = {field: form.cleaned_data[field] for field in form.changed_data if field in TOKEN_EDITABLE}
+        if changed:
+            try:
+                services.api_token_update(actor=request.user, token=obj, request=request, via="admin", **changed)
+            except ServiceError as exc:
+                raise PermissionDenied(exc.message) from exc
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        """Delete through the service, which records ``token.delete``."""
+        self._delete(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        """Delete each selected token through the service (one ``token.delete`` each), all or none."""
+        self._delete(request, list(queryset.select_related("user")))
+
+    @staticmethod
+    def _delete(request: HttpRequest, tokens: list[ApiToken]) -> None:
+        try:
+            with transaction.atomic():
+                for token in tokens:
+                    services.api_token_delete(actor=request.user, token=token, request=request, via="admin")
+        except ServiceError as exc:
+            raise PermissionDenied(exc.message) from exc
 
 
 @admin.register(AuditEvent)

@@ -6,7 +6,7 @@ record audit events in the same transaction as the change.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import password_validation
@@ -239,11 +239,7 @@ def membership_remove(*, actor: User, membership: Membership, request: Any = Non
     forget_roles(actor)
 
 
-@transaction.atomic
-def api_token_create(
-    *, user: User, name: str, expires_at: datetime | None = None, request: Any = None
-) -> tuple[ApiToken, str]:
-    """Create a personal API token; returns the row and the plaintext, which is never stored."""
+def _clean_token_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
         raise InvalidInput("Token name must not be empty.", details={"name": ["This field may not be blank."]})
@@ -252,6 +248,15 @@ def api_token_create(
             f"Token name is limited to {TOKEN_NAME_MAX} characters.",
             details={"name": [f"Ensure this field has no more than {TOKEN_NAME_MAX} characters."]},
         )
+    return name
+
+
+@transaction.atomic
+def api_token_create(
+    *, user: User, name: str, expires_at: datetime | None = None, request: Any = None
+) -> tuple[ApiToken, str]:
+    """Create a personal API token; returns the row and the plaintext, which is never stored."""
+    name = _clean_token_name(name)
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidInput("Expiry must be in the future.", details={"expires_at": ["Must be in the future."]})
     for _attempt in range(5):
@@ -296,6 +301,91 @@ def api_token_revoke(*, user: User, token: ApiToken, request: Any = None) -> Api
             details={"name": token.name, "prefix": token.prefix},
         )
     return token
+
+
+class _Unchanged:
+    """Marker for a keyword argument that was not given (``None`` is a value: no expiry)."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Any = _Unchanged()
+
+
+def _require_token_permission(actor: User, token: ApiToken, permission: str) -> None:
+    """Owners act on their own tokens; others need the model permission (operators in the admin)."""
+    if token.user_id != actor.pk and not actor.has_perm(f"accounts.{permission}_apitoken"):
+        raise NotFound("API token not found.")
+
+
+def _token_details(token: ApiToken, via: str, **extra: Any) -> dict[str, Any]:
+    """Audit details naming a token by name and prefix only (never its hash or secret)."""
+    details = {"name": token.name, "prefix": token.prefix, "owner": token.user.get_username(), **extra}
+    if via:
+        details["via"] = via
+    return details
+
+
+def _audit_instant(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+@transaction.atomic
+def api_token_update(
+    *,
+    actor: User,
+    token: ApiToken,
+    name: str = UNCHANGED,
+    expires_at: datetime | None = UNCHANGED,
+    request: Any = None,
+    via: str = "",
+) -> ApiToken:
+    """Rename a token or change its expiry (``None`` removes it), recording ``token.update``.
+
+    Compared with the stored row, so a caller whose ``token`` already carries the new values (an admin
+    form) still audits the real change. The details list each changed field as ``[old, new]``. An
+    expiry in the past is allowed: it is how an operator ends a token now. The owner may update their
+    own tokens; anyone else needs the ``accounts.change_apitoken`` permission.
+    """
+    _require_token_permission(actor, token, "change")
+    stored = ApiToken.objects.select_for_update().select_related("user").get(pk=token.pk)
+    changes: dict[str, list[Any]] = {}
+    if name is not UNCHANGED and (name := _clean_token_name(name)) != stored.name:
+        changes["name"] = [stored.name, name]
+        stored.name = name
+    if expires_at is not UNCHANGED and expires_at != stored.expires_at:
+        changes["expires_at"] = [_audit_instant(stored.expires_at), _audit_instant(expires_at)]
+        stored.expires_at = expires_at
+    if changes:
+        stored.save(update_fields=sorted(changes))
+        audit.record_event(
+            action=audit.TOKEN_UPDATE,
+            actor=actor,
+            request=request,
+            target=stored,
+            details=_token_details(stored, via, changes=changes),
+        )
+    token.name, token.expires_at = stored.name, stored.expires_at
+    return stored
+
+
+@transaction.atomic
+def api_token_delete(*, actor: User, token: ApiToken, request: Any = None, via: str = "") -> None:
+    """Delete a token for good, recording ``token.delete`` (name, prefix, owner, whether it still worked).
+
+    The owner may delete their own tokens; anyone else needs the ``accounts.delete_apitoken``
+    permission. The cached token row is dropped by the ``post_delete`` signal, as for a revocation.
+    """
+    _require_token_permission(actor, token, "delete")
+    audit.record_event(
+        action=audit.TOKEN_DELETE,
+        actor=actor,
+        request=request,
+        target=token,
+        details=_token_details(token, via, was_active=token.is_usable()),
+    )
+    token.delete()
 
 
 @transaction.atomic
@@ -353,3 +443,73 @@ def user_signup(*, username: str, password: str, email: str = "", request: Any =
         raise Conflict(f"The username {username!r} is taken.") from exc
     audit.record_event(action=audit.SIGNUP, actor=user, request=request, target=user)
     return user
+
+
+def _teams_losing_every_owner(user_ids: set[int], *, lock: bool) -> list[Team]:
+    """Teams owned by some of ``user_ids`` and by nobody else, by name (``lock``: lock their owner rows)."""
+    owned = Membership.objects.filter(user_id__in=user_ids, role=Role.OWNER).values("team_id")
+    owners = Membership.objects.filter(team_id__in=owned, role=Role.OWNER)
+    if lock:  # two concurrent deletions of a team's two owners cannot both see "another owner exists"
+        owners = owners.select_for_update()
+    remaining: dict[int, bool] = {}
+    for team_id, user_id in owners.values_list("team_id", "user_id"):
+        remaining[team_id] = remaining.get(team_id, False) or user_id not in user_ids
+    return list(Team.objects.filter(pk__in=[t for t, kept in remaining.items() if not kept]).order_by("name"))
+
+
+def _check_users_deletable(users: list[User], *, lock: bool) -> None:
+    ids = {user.pk for user in users}
+    teams = _teams_losing_every_owner(ids, lock=lock)
+    if not teams:
+        return
+    owners = Membership.objects.filter(team__in=teams, role=Role.OWNER, user_id__in=ids)
+    names = sorted(set(owners.values_list("user__username", flat=True)))
+    team_names = [team.name for team in teams]
+    who = f"{names[0]} is the last owner" if len(names) == 1 else f"{', '.join(names)} are the last owners"
+    which = f"team {team_names[0]}" if len(teams) == 1 else f"teams {', '.join(team_names)}"
+    raise Conflict(
+        f"Cannot delete {', '.join(names)}: {who} of {which}, and a team must keep at least one owner. "
+        "Make someone else owner first, or delete the team.",
+        details={"teams": team_names, "users": names},
+    )
+
+
+def ensure_users_deletable(*, users: list[User]) -> None:
+    """Conflict, naming the teams, when deleting ``users`` together would leave a team with no owner.
+
+    A check to run before asking for confirmation; ``users_delete`` checks again under lock.
+    """
+    _check_users_deletable(users, lock=False)
+
+
+@transaction.atomic
+def users_delete(*, actor: User, users: list[User], request: Any = None, via: str = "") -> int:
+    """Delete users (the one way to delete them), refused when a team would be left without an owner.
+
+    Needs the ``accounts.delete_user`` permission. Each user's memberships are recorded as
+    ``membership.remove`` in their teams' logs, then the user as ``user.delete``; all in one
+    transaction, so nothing is deleted when any of the users may not be. Returns how many were deleted.
+    """
+    if not actor.has_perm("accounts.delete_user"):
+        raise Forbidden("You may not delete users.")
+    _check_users_deletable(users, lock=True)
+    extra = {"via": via} if via else {}
+    for user in sorted(users, key=lambda u: u.pk == actor.pk):  # an operator deleting themselves goes last
+        for membership in Membership.objects.filter(user=user).select_related("team"):
+            audit.record_event(
+                action=audit.MEMBERSHIP_REMOVE,
+                actor=actor,
+                request=request,
+                target=membership,
+                team=membership.team_id,
+                details={"username": user.get_username(), "role": Role(membership.role).label, **extra},
+            )
+        audit.record_event(
+            action=audit.USER_DELETE,
+            actor=actor,
+            request=request,
+            target=user,
+            details={"username": user.get_username(), **extra},
+        )
+        user.delete()
+    return len(users)

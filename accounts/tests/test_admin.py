@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 import pytest
 from django.test import Client
 
-from accounts.models import ApiToken, AuditEvent, Membership, Role, Team
+from accounts.models import ApiToken, AuditEvent, Membership, Role, Team, User
 from accounts.services import api_token_create, team_create
 from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
 
@@ -278,3 +278,112 @@ def test_team_create_and_delete_in_the_admin_are_audited(admin_client, superuser
     assert admin_client.post(f"/admin/accounts/team/{team.pk}/delete/", {"post": "yes"}).status_code == 302
     [deleted] = events("team.delete")
     assert (deleted.actor, deleted.object_id, deleted.details["name"]) == (superuser, str(team.pk), "made-in-admin")
+
+
+# ---- deleting users: a team keeps at least one owner ------------------------------------------------
+
+
+def test_user_delete_of_a_teams_last_owner_is_refused_with_the_teams_name(admin_client, owned_team):
+    _, membership = owned_team
+    team_create(name="ml", creator=membership.user)
+    url = f"/admin/accounts/user/{membership.user_id}/delete/"
+    for response in (admin_client.get(url, follow=True), admin_client.post(url, {"post": "yes"}, follow=True)):
+        assert response.status_code == 200
+        [message] = [str(m) for m in response.context["messages"]]
+        assert "olga" in message and "ml, ops" in message and "at least one owner" in message
+    assert Membership.objects.filter(pk=membership.pk, role=Role.OWNER).exists()
+    assert not events("user.delete") and not events("membership.remove")
+
+
+def test_user_bulk_delete_of_a_teams_last_owners_is_refused(admin_client, owned_team):
+    team, membership = owned_team
+    co_owner = MembershipFactory(team=team, role=Role.OWNER)
+    bystander = UserFactory()
+    selected = [membership.user_id, co_owner.user_id, bystander.pk]
+    for confirmed in ({}, {"post": "yes"}):
+        data = {"action": "delete_selected", "_selected_action": selected, **confirmed}
+        response = admin_client.post("/admin/accounts/user/", data, follow=True)
+        assert response.status_code == 200
+        [message] = [str(m) for m in response.context["messages"]]
+        assert "ops" in message and "at least one owner" in message
+    assert User.objects.filter(pk__in=selected).count() == 3  # nobody was deleted
+    assert not events("user.delete")
+
+
+def test_user_delete_is_allowed_when_another_owner_remains_and_is_audited(admin_client, superuser, owned_team):
+    team, membership = owned_team
+    MembershipFactory(team=team, role=Role.OWNER)
+    url = f"/admin/accounts/user/{membership.user_id}/delete/"
+    assert admin_client.post(url, {"post": "yes"}, REMOTE_ADDR="10.9.9.9").status_code == 302
+    assert not User.objects.filter(username="olga").exists()
+    [deleted] = events("user.delete")
+    assert (deleted.actor, deleted.ip, deleted.object_id) == (superuser, "10.9.9.9", str(membership.user_id))
+    assert deleted.details == {"username": "olga", "via": "admin"}
+    [left] = events("membership.remove")
+    assert (left.actor, left.team, left.details["username"], left.details["role"]) == (superuser, team, "olga", "owner")
+
+
+def test_user_bulk_delete_without_owners_deletes_and_audits_each(admin_client, owned_team):
+    team, _ = owned_team
+    viewers = [MembershipFactory(team=team, role=Role.VIEWER).user for _ in range(2)]
+    data = {"action": "delete_selected", "_selected_action": [u.pk for u in viewers], "post": "yes"}
+    assert admin_client.post("/admin/accounts/user/", data).status_code == 302
+    assert not User.objects.filter(pk__in=[u.pk for u in viewers]).exists()
+    assert sorted(e.details["username"] for e in events("user.delete")) == sorted(u.username for u in viewers)
+
+
+# ---- API tokens: deletion and edits are audited ------------------------------------------------------
+
+
+def _token_events(action: str) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=action))
+
+
+def test_token_delete_in_the_admin_is_audited(admin_client, superuser):
+    owner = UserFactory(username="tess")
+    token, plaintext = api_token_create(user=owner, name="ci")
+    url = f"/admin/accounts/apitoken/{token.pk}/delete/"
+    assert admin_client.post(url, {"post": "yes"}, REMOTE_ADDR="10.3.3.3").status_code == 302
+    assert not ApiToken.objects.filter(pk=token.pk).exists()
+    [event] = _token_events("token.delete")
+    assert (event.actor, event.ip, event.object_id) == (superuser, "10.3.3.3", str(token.pk))
+    assert event.details == {"name": "ci", "prefix": token.prefix, "owner": "tess", "was_active": True, "via": "admin"}
+    assert token.token_hash not in str(event.details) and plaintext not in str(event.details)
+
+
+def test_token_bulk_delete_in_the_admin_audits_each(admin_client, superuser):
+    tokens = [api_token_create(user=UserFactory(), name=f"t{i}")[0] for i in range(2)]
+    data = {"action": "delete_selected", "_selected_action": [t.pk for t in tokens], "post": "yes"}
+    assert admin_client.post("/admin/accounts/apitoken/", data).status_code == 302
+    assert not ApiToken.objects.exists()
+    assert sorted(e.details["prefix"] for e in _token_events("token.delete")) == sorted(t.prefix for t in tokens)
+    assert {e.actor for e in _token_events("token.delete")} == {superuser}
+
+
+def test_token_edit_in_the_admin_is_audited_with_the_changed_fields(admin_client, superuser):
+    token, plaintext = api_token_create(user=UserFactory(username="tess"), name="ci")
+    url = f"/admin/accounts/apitoken/{token.pk}/change/"
+    data = change_form_data(admin_client, url)
+    assert admin_client.post(url, data).status_code == 302  # saved unchanged: no event
+    assert not _token_events("token.update")
+    data.update({"name": ["deploy"], "expires_at_0": ["2031-01-02"], "expires_at_1": ["03:04:05"]})
+    assert admin_client.post(url, data, REMOTE_ADDR="10.2.2.2").status_code == 302
+    token.refresh_from_db()
+    assert token.name == "deploy" and token.expires_at.year == 2031
+    [event] = _token_events("token.update")
+    assert (event.actor, event.ip, event.object_id) == (superuser, "10.2.2.2", str(token.pk))
+    assert event.details["changes"]["name"] == ["ci", "deploy"]
+    assert event.details["changes"]["expires_at"] == [None, token.expires_at.isoformat()]
+    assert (event.details["prefix"], event.details["owner"], event.details["via"]) == (token.prefix, "tess", "admin")
+    assert token.token_hash not in str(event.details) and plaintext not in str(event.details)
+
+
+def test_token_edit_in_the_admin_refuses_a_blank_name(admin_client):
+    token, _ = api_token_create(user=UserFactory(), name="ci")
+    url = f"/admin/accounts/apitoken/{token.pk}/change/"
+    data = change_form_data(admin_client, url)
+    data["name"] = ["   "]
+    response = admin_client.post(url, data)
+    assert response.status_code == 200  # the form again, with the error
+    assert ApiToken.objects.get(pk=token.pk).name == "ci"
+    assert not _token_events("token.update")

@@ -122,7 +122,9 @@ def test_admin_cannot_delete_team(team_admin, team, client_for):
 def test_role_change_takes_effect_on_next_request(viewer, team, client_for):
     client = client_for(viewer)
     assert client.patch(f"{TEAMS}{team.pk}/", {"description": "x"}, format="json").status_code == 403
-    Membership.objects.filter(user=viewer, team=team).update(role=Role.ADMIN)
+    membership = Membership.objects.get(user=viewer, team=team)
+    membership.role = Role.ADMIN
+    membership.save()  # the signal drops the cached roles (a queryset .update() would not)
     assert client.patch(f"{TEAMS}{team.pk}/", {"description": "x"}, format="json").status_code == 200
     Membership.objects.filter(user=viewer, team=team).delete()
     assert client.get(f"{TEAMS}{team.pk}/").status_code == 404

@@ -1,19 +1,26 @@
 """Service rules that the API tests do not reach directly."""
 
+import datetime as dt
+
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.cache import cache
 
 from accounts import throttling
-from accounts.models import ApiToken, Membership, Role, Team
+from accounts.models import ApiToken, AuditEvent, Membership, Role, Team, User
 from accounts.permissions import team_roles
 from accounts.services import (
     api_token_create,
+    api_token_delete,
     api_token_revoke,
+    api_token_update,
+    ensure_users_deletable,
     membership_add,
     membership_change_role,
     personal_team_for,
     team_create,
     user_update,
+    users_delete,
 )
 from accounts.tests.factories import MembershipFactory, TeamFactory, UserFactory
 from mlplatform.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -168,3 +175,108 @@ def test_failure_counter_survives_a_lost_key(db, monkeypatch):
 def test_membership_of_other_team_is_independent(team, owner, other_team):
     MembershipFactory(team=other_team, role=Role.VIEWER, user=owner)
     assert team_roles(owner)[other_team.pk] == Role.VIEWER
+
+
+# ---- deleting users: the one path, and it keeps every team's owner ----------------------------------
+
+
+@pytest.fixture
+def operator(db):
+    """A superuser deleting users and tokens."""
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+def test_users_delete_refuses_a_teams_last_owner_and_names_the_teams(team, owner, operator):
+    team_create(name="alpha", creator=owner)
+    with pytest.raises(Conflict, match=r"alpha, vision") as refused:
+        users_delete(actor=operator, users=[owner])
+    assert refused.value.details == {"teams": ["alpha", "vision"], "users": [owner.username]}
+    with pytest.raises(Conflict):
+        ensure_users_deletable(users=[owner])
+    assert User.objects.filter(pk=owner.pk).exists()
+    assert not AuditEvent.objects.filter(action="user.delete").exists()
+
+
+def test_users_delete_refuses_deleting_every_owner_at_once(team, owner, operator):
+    co_owner = MembershipFactory(team=team, role=Role.OWNER).user
+    ensure_users_deletable(users=[owner])  # one of two owners may go
+    with pytest.raises(Conflict, match="vision"):
+        users_delete(actor=operator, users=[owner, co_owner, UserFactory()])
+    assert User.objects.filter(pk__in=[owner.pk, co_owner.pk]).count() == 2
+
+
+def test_users_delete_keeps_the_remaining_owner_and_audits(team, owner, viewer, operator):
+    MembershipFactory(team=team, role=Role.OWNER)
+    assert users_delete(actor=operator, users=[owner, viewer], via="admin") == 2
+    assert not User.objects.filter(pk__in=[owner.pk, viewer.pk]).exists()
+    assert Membership.objects.filter(team=team, role=Role.OWNER).count() == 1
+    deleted = AuditEvent.objects.filter(action="user.delete")
+    assert sorted(deleted.values_list("details__username", flat=True)) == sorted([owner.username, viewer.username])
+    removed = AuditEvent.objects.filter(action="membership.remove", team=team)
+    assert sorted(removed.values_list("details__role", flat=True)) == ["owner", "viewer"]
+    assert {e.actor for e in [*deleted, *removed]} == {operator}
+
+
+def test_users_delete_needs_the_delete_user_permission(viewer):
+    with pytest.raises(Forbidden):
+        users_delete(actor=UserFactory(is_staff=True), users=[viewer])
+    staff = UserFactory(is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="delete_user"))
+    staff = User.objects.get(pk=staff.pk)  # permissions are cached on the instance
+    assert users_delete(actor=staff, users=[viewer]) == 1
+
+
+def test_operator_may_delete_themselves_with_others(operator, viewer):
+    assert users_delete(actor=operator, users=[operator, viewer]) == 2
+    assert not User.objects.filter(pk__in=[operator.pk, viewer.pk]).exists()
+    events = AuditEvent.objects.filter(action="user.delete")
+    assert set(events.values_list("actor_username", flat=True)) == {"root"}
+
+
+# ---- API tokens: update and delete are audited -------------------------------------------------------
+
+
+def test_token_update_records_only_the_changed_fields(db):
+    owner = UserFactory(username="tess")
+    token, plaintext = api_token_create(user=owner, name="ci")
+    assert api_token_update(actor=owner, token=token, name="ci") == token
+    assert not AuditEvent.objects.filter(action="token.update").exists()
+    expiry = dt.datetime(2031, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    api_token_update(actor=owner, token=token, name=" deploy ", expires_at=expiry)
+    stored = ApiToken.objects.get(pk=token.pk)
+    assert (stored.name, stored.expires_at, token.name) == ("deploy", expiry, "deploy")
+    event = AuditEvent.objects.get(action="token.update")
+    assert event.details == {
+        "name": "deploy",
+        "prefix": token.prefix,
+        "owner": "tess",
+        "changes": {"name": ["ci", "deploy"], "expires_at": [None, "2031-01-02T03:04:05+00:00"]},
+    }
+    assert token.token_hash not in str(event.details) and plaintext not in str(event.details)
+    api_token_update(actor=owner, token=token, expires_at=None)
+    assert ApiToken.objects.get(pk=token.pk).expires_at is None
+    assert AuditEvent.objects.filter(action="token.update").count() == 2
+
+
+def test_token_update_refuses_a_blank_name_and_strangers(db):
+    token, _ = api_token_create(user=UserFactory(), name="ci")
+    with pytest.raises(InvalidInput):
+        api_token_update(actor=token.user, token=token, name="  ")
+    with pytest.raises(NotFound):
+        api_token_update(actor=UserFactory(is_staff=True), token=token, name="mine")
+    assert ApiToken.objects.get(pk=token.pk).name == "ci"
+    assert not AuditEvent.objects.filter(action="token.update").exists()
+
+
+def test_token_delete_is_audited_and_refused_to_strangers(db):
+    owner = UserFactory(username="tess")
+    token, _ = api_token_create(user=owner, name="ci")
+    with pytest.raises(NotFound):
+        api_token_delete(actor=UserFactory(is_staff=True), token=token)
+    token_id = token.pk
+    assert ApiToken.objects.filter(pk=token_id).exists()
+    api_token_delete(actor=owner, token=token)
+    assert not ApiToken.objects.filter(pk=token_id).exists()
+    event = AuditEvent.objects.get(action="token.delete")
+    assert (event.actor, event.object_id) == (owner, str(token_id))
+    assert event.details == {"name": "ci", "prefix": token.prefix, "owner": "tess", "was_active": True}
