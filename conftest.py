@@ -12,7 +12,6 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.models import Role
-from accounts.permissions import forget_roles
 from accounts.tests.factories import MembershipFactory, TeamFactory, UserFactory
 from tests.server import Server, database_url, server_env, start_daphne
 
@@ -101,15 +100,17 @@ def api_client() -> APIClient:
 
 
 class FreshRolesAPIClient(APIClient):
-    """APIClient that forgets the forced user's cached team roles before each request.
+    """APIClient whose forced user carries no roles from an earlier request, like a freshly loaded user.
 
-    A real request loads its user afresh; force_authenticate reuses one instance, whose
-    cached roles would otherwise hide a role change made between two requests.
+    A real request loads its user afresh; force_authenticate reuses one instance, whose roles
+    remembered on the instance would otherwise hide a role change made between two requests.
+    Only the instance's memory is dropped, not the process's shared roles cache, so a missing
+    cache invalidation still shows in these tests.
     """
 
     def request(self, **kwargs):
         if self.handler._force_user is not None:
-            forget_roles(self.handler._force_user)
+            self.handler._force_user.__dict__.pop("_team_roles", None)
         return super().request(**kwargs)
 
 
