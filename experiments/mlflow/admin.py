@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
-from experiments.mlflow.models import LoggedModel, LoggedModelParam, LoggedModelTag, RunDatasetInput, RunModelLink
+from experiments.mlflow.models import (
+    LoggedModel,
+    LoggedModelMetric,
+    LoggedModelParam,
+    LoggedModelTag,
+    RunDatasetInput,
+    RunModelLink,
+)
 
 
 class LoggedModelTagInline(admin.TabularInline):
@@ -33,6 +41,32 @@ class LoggedModelAdmin(admin.ModelAdmin):
     raw_id_fields = ("experiment", "team", "source_run", "created_by")
     readonly_fields = ("model_id", "artifact_location", "creation_timestamp", "last_updated_timestamp")
     inlines = [LoggedModelTagInline, LoggedModelParamInline]
+
+
+@admin.register(LoggedModelMetric)
+class LoggedModelMetricAdmin(admin.ModelAdmin):
+    """Metric points runs linked to logged models (read-only: the run's history is the source)."""
+
+    list_display = ("model", "key", "value", "is_nan", "step", "timestamp", "run", "dataset_name")
+    list_filter = ("is_nan",)
+    search_fields = ("key", "model__model_id", "model__name", "run__run_uuid", "dataset_name")
+    raw_id_fields = ("model", "run")
+    list_select_related = ("model", "run")
+    readonly_fields = (
+        "model",
+        "run",
+        "key",
+        "value",
+        "is_nan",
+        "timestamp",
+        "step",
+        "dataset_name",
+        "dataset_digest",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Points come from clients (``log_metric``/``log_batch`` with a ``model_id``), not from the admin."""
+        return False
 
 
 @admin.register(RunModelLink)

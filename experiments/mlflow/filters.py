@@ -1,13 +1,14 @@
 """What MLflow's experiment and logged-model searches may name: two schemas of ``experiments.search``.
 
 Both are comparisons joined by ``AND`` over a fixed set of attributes plus ``tags.<key>`` (and, for
-logged models, ``params.<key>``). The grammar, its errors (with the column), the LIKE semantics and
+logged models, ``params.<key>`` and ``metrics.<key>``: true when any of the model's points of that key
+compares true, as in MLflow; NaN only matches ``!=``). The grammar, its errors (with the column), the LIKE semantics and
 the ordering are the run filter's own (``experiments.search``); only what may be named differs.
 """
 
 from __future__ import annotations
 
-from experiments.mlflow.models import LoggedModelParam, LoggedModelTag
+from experiments.mlflow.models import LoggedModelMetric, LoggedModelParam, LoggedModelTag
 from experiments.models import ExperimentTag
 from experiments.search import MATCH_OPS, Attribute, Relation, Schema
 
@@ -33,7 +34,13 @@ LOGGED_MODELS = Schema(
         "creation_time": Attribute("creation_timestamp", "number"),
         "last_updated_timestamp": Attribute("last_updated_timestamp", "number"),
     },
-    entities={"tag": Relation(LoggedModelTag, "model"), "param": Relation(LoggedModelParam, "model")},
+    # Metrics have many points per key: ``order_by`` on them (the latest point) is
+    # ``selectors.logged_models_search``' own, so the relation has no ``related_name`` here.
+    entities={
+        "metric": Relation(LoggedModelMetric, "model", kind="number", nan_field="is_nan"),
+        "tag": Relation(LoggedModelTag, "model"),
+        "param": Relation(LoggedModelParam, "model"),
+    },
     string_ops=MATCH_OPS,
     tiebreak=("-creation_timestamp", "-id"),
 )

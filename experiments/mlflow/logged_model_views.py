@@ -9,11 +9,11 @@ from rest_framework.request import Request
 
 from accounts.permissions import Action
 from experiments import artifacts, search
-from experiments.mlflow import filters, services
+from experiments.mlflow import services
 from experiments.mlflow.logged_models import logged_model_json
 from experiments.mlflow.lookups import experiment_for, run_for
 from experiments.mlflow.models import LoggedModelStatus
-from experiments.mlflow.selectors import logged_model_get, logged_models_visible
+from experiments.mlflow.selectors import ModelOrder, logged_model_get, logged_models_search
 from mlplatform.errors import InvalidInput
 from mlplatform.mlflow_api import endpoint, invalid, json_response, missing, request_params
 
@@ -109,7 +109,7 @@ def list_logged_model_artifacts(request: Request, model_id: str) -> HttpResponse
     return json_response({"root_uri": model.artifact_location, "files": files})
 
 
-def _order_by(items: list[Any]) -> list[tuple[str, bool]]:
+def _order_by(items: list[Any]) -> list[ModelOrder]:
     order = []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("field_name"), str):
@@ -117,13 +117,17 @@ def _order_by(items: list[Any]) -> list[tuple[str, bool]]:
         ascending = item.get("ascending", True)
         if not isinstance(ascending, bool):
             raise invalid(f"order_by[{index}].ascending", ascending)
-        order.append((item["field_name"], ascending))
+        datasets = {name: item.get(name) for name in ("dataset_name", "dataset_digest")}
+        for name, value in datasets.items():
+            if value is not None and not isinstance(value, str):
+                raise invalid(f"order_by[{index}].{name}", value)
+        order.append(ModelOrder(item["field_name"], ascending, **datasets))
     return order
 
 
 @endpoint("POST")
 def search_logged_models(request: Request) -> HttpResponse:
-    """Logged models of some experiments, filtered (attributes, tags, params), ordered and paged."""
+    """Logged models of some experiments, filtered (attributes, tags, params, metrics), ordered and paged."""
     params = request_params(request)
     experiment_ids = params.string_list("experiment_ids")
     if not experiment_ids:
@@ -132,9 +136,9 @@ def search_logged_models(request: Request) -> HttpResponse:
     max_results = params.integer("max_results") or DEFAULT_MODELS_PER_PAGE
     if not 1 <= max_results <= MAX_MODELS_PER_PAGE:
         raise InvalidInput(f"max_results must be between 1 and {MAX_MODELS_PER_PAGE}.")
-    queryset = search.apply(
-        filters.LOGGED_MODELS,
-        logged_models_visible(user=request.user, experiment_ids=[e.pk for e in experiments]),
+    queryset = logged_models_search(
+        user=request.user,
+        experiment_ids=[e.pk for e in experiments],
         filter_string=params.string("filter"),
         order_by=_order_by(params.object_list("order_by")),
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.mlflow.models import LoggedModel
-from experiments.mlflow.render import key_values
+from experiments.mlflow.models import LoggedModel, LoggedModelMetric
+from experiments.mlflow.render import key_values, metric_json
 from experiments.mlflow.selectors import logged_model_get
 from mlplatform.errors import NotFound
 
@@ -27,7 +27,18 @@ def logged_model_json(model: LoggedModel) -> dict[str, Any]:
         info["source_run_id"] = model.source_run.run_uuid
     if model.status_message:
         info["status_message"] = model.status_message
-    return {"info": info, "data": {"params": key_values(model.params.all()), "metrics": []}}
+    metrics = [_metric_json(model, point) for point in model.metrics.all()]
+    return {"info": info, "data": {"params": key_values(model.params.all()), "metrics": metrics}}
+
+
+def _metric_json(model: LoggedModel, point: LoggedModelMetric) -> dict[str, Any]:
+    """A ``Metric`` message of a logged model: the run that logged it, the model, the dataset if any."""
+    metric = metric_json(point.key, point.float_value, point.timestamp, point.step, point.run.run_uuid)
+    metric["model_id"] = model.model_id
+    if point.dataset_name:
+        metric["dataset_name"] = point.dataset_name
+        metric["dataset_digest"] = point.dataset_digest
+    return metric
 
 
 def logged_model_artifact_owner(request: Any, *, model_id: str, experiment_id: str) -> LoggedModel:

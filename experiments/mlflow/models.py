@@ -7,6 +7,8 @@ in the artifact storage under ``<experiment id>/models/<model id>/artifacts``, h
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.db import models
 
@@ -133,3 +135,39 @@ class RunDatasetInput(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}@{self.digest}"
+
+
+class LoggedModelMetric(models.Model):
+    """A metric point a run linked to a logged model (a ``Metric`` sent with a ``model_id``).
+
+    The run keeps its own history; this is MLflow's ``logged_model_metrics`` table, which ``get`` and
+    ``search`` of logged models read. One row per distinct point (NaN is ``value=0`` with ``is_nan``, as in
+    the run's history); the unique constraint starts with (model, key), the lookups filters and sorts make.
+    """
+
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="metrics", db_index=False)
+    run = models.ForeignKey("experiments.Run", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=250)
+    value = models.FloatField()
+    is_nan = models.BooleanField(default=False)
+    timestamp = models.BigIntegerField(help_text="Milliseconds since the epoch.")
+    step = models.BigIntegerField(default=0)
+    dataset_name = models.CharField(max_length=500, blank=True)
+    dataset_digest = models.CharField(max_length=36, blank=True)
+
+    class Meta:
+        ordering = ["key", "step", "timestamp", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "key", "run", "step", "timestamp", "value", "is_nan"],
+                name="loggedmodelmetric_unique_point",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}[{self.step}]={self.float_value}"
+
+    @property
+    def float_value(self) -> float:
+        """The logged value, NaN included."""
+        return math.nan if self.is_nan else self.value

@@ -13,7 +13,8 @@ from experiments import selectors, services
 from experiments.limits import NON_FINITE
 from experiments.mlflow.lookups import DEFAULT_EXPERIMENT_ID, experiment_for, run_for, run_to_log_to, run_with_details
 from experiments.mlflow.render import metric_json, run_info_json, run_json
-from experiments.mlflow.selectors import PointKey, logged_point_keys, point_key, runs_inputs_outputs
+from experiments.mlflow.selectors import logged_models_for_run, runs_inputs_outputs
+from experiments.mlflow.services import run_log_batch
 from experiments.models import Run, RunStatus
 from mlplatform.errors import InvalidInput
 from mlplatform.mlflow_api import RequestParams, endpoint, invalid, json_response, request_params
@@ -74,36 +75,27 @@ def metric_items(items: Iterable[Any]) -> list[Any]:
     return cleaned
 
 
-def _item_key(item: Any) -> PointKey | None:
-    """A cleaned metric item's identity, or None when it is malformed (the service then rejects it)."""
-    key, step, timestamp, value = (item.get(name) for name in ("key", "step", "timestamp", "value"))
-    if isinstance(value, str):
-        value = NON_FINITE.get(value)
-    if not isinstance(key, str) or type(step) is not int or type(timestamp) is not int:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return point_key(key, step, timestamp, value)
+def model_links(request: Request, run: Run, raw_items: list[Any]) -> dict[int, tuple[Any, Any, Any]]:
+    """``{index: (logged model, dataset_name, dataset_digest)}`` for the metric items sent with a ``model_id``.
 
-
-def without_model_relinks(run: Run, raw_items: list[Any], cleaned: list[Any]) -> list[Any]:
-    """``cleaned`` without the points MLflow 3 sends again only to link them to a logged model.
-
-    ``log_model`` re-logs the run's points at the model's step with a ``model_id``. MLflow keeps one row per
-    identical point, so its history is unchanged; this server does not store the link, and storing the
-    point again would show it twice in the run's history. A ``model_id`` point not logged before is kept.
+    MLflow 3 links such points to the logged model (``log_metric(..., model_id=...)``, and ``log_model``
+    re-sending the run's points); the model must be one of the run's experiment the caller may write.
     """
-    linked = {
-        index: found
+    wanted = {
+        index: item["model_id"]
         for index, item in enumerate(raw_items)
-        if isinstance(item, dict) and item.get("model_id") and (found := _item_key(cleaned[index])) is not None
+        if isinstance(item, dict) and item.get("model_id") not in (None, "")
     }
-    if not linked:
-        return cleaned
-    keys = {found[0] for found in linked.values()}
-    steps = {found[1] for found in linked.values()}
-    existing = logged_point_keys(run=run, keys=keys, steps=steps)
-    return [item for index, item in enumerate(cleaned) if linked.get(index) not in existing]
+    for index, model_id in wanted.items():
+        if not isinstance(model_id, str):
+            raise invalid(f"metrics[{index}].model_id", model_id)
+    if not wanted:
+        return {}
+    models = logged_models_for_run(user=request.user, run=run, model_ids=wanted.values())
+    return {
+        index: (models[model_id], raw_items[index].get("dataset_name"), raw_items[index].get("dataset_digest"))
+        for index, model_id in wanted.items()
+    }
 
 
 def run_id_of(params: RequestParams) -> str:
@@ -189,14 +181,18 @@ def get_run(request: Request) -> HttpResponse:
 
 @endpoint("POST")
 def log_metric(request: Request) -> HttpResponse:
-    """Log one metric point."""
+    """Log one metric point (linked to a logged model when it names one in ``model_id``)."""
     params = request_params(request)
     run = run_to_log_to(request, run_id_of(params))
     key = params.required_string("key")
     if params.raw("value") is None:
         raise InvalidInput("Missing value for required parameter 'value'.")
-    [metric] = metric_items([{"key": key, "value": params.raw("value"), **_point_times(params)}])
-    services.log_batch(user=request.user, run=run, metrics=[metric])
+    raw = {"key": key, "value": params.raw("value"), **_point_times(params)}
+    for name in ("model_id", "dataset_name", "dataset_digest"):
+        if params.raw(name) is not None:
+            raw[name] = params.raw(name)
+    links = model_links(request, run, [raw])
+    run_log_batch(user=request.user, run=run, metrics=metric_items([raw]), links=links)
     return json_response({})
 
 
@@ -233,14 +229,15 @@ def delete_tag(request: Request) -> HttpResponse:
 
 @endpoint("POST")
 def log_batch(request: Request) -> HttpResponse:
-    """Log metrics, params and tags in one transaction (MLflow's limits apply)."""
+    """Log metrics, params and tags in one transaction (MLflow's limits apply); ``model_id`` items link to models."""
     params = request_params(request)
     run = run_to_log_to(request, run_id_of(params))
     raw_metrics = params.object_list("metrics")
-    services.log_batch(
+    run_log_batch(
         user=request.user,
         run=run,
-        metrics=without_model_relinks(run, raw_metrics, metric_items(raw_metrics)),
+        metrics=metric_items(raw_metrics),
+        links=model_links(request, run, raw_metrics),
         params=params.key_value_list("params"),
         tags=params.key_value_list("tags"),
     )

@@ -15,14 +15,17 @@ from django.db import transaction
 from accounts import audit
 from accounts.permissions import Action, authorize
 from experiments import limits
+from experiments import services as tracking
 from experiments.mlflow.models import (
     LoggedModel,
+    LoggedModelMetric,
     LoggedModelParam,
     LoggedModelStatus,
     LoggedModelTag,
     RunDatasetInput,
     RunModelLink,
 )
+from experiments.mlflow.selectors import logged_point_keys, point_key
 from experiments.models import Experiment, LifecycleStage, Run
 from mlplatform.errors import InvalidInput, NotFound
 
@@ -226,3 +229,87 @@ def run_log_outputs(*, user: Any, run: Run, models: Iterable[tuple[LoggedModel, 
         authorize(user, Action.READ, model, label="Logged model")
         limits.int64_or_none(step, where="models.step")
     _link_models(run, pairs, RunModelLink.Direction.OUTPUT)
+
+
+def _dataset_of(link: tuple[LoggedModel, Any, Any], where: str) -> tuple[str, str]:
+    """A metric's ``dataset_name``/``dataset_digest``: both or neither, as MLflow's ``Metric`` requires."""
+    _, name, digest = link
+    name, digest = ("" if value is None else value for value in (name, digest))
+    for field, value in (("dataset_name", name), ("dataset_digest", digest)):
+        where_field, limit = f"{where}.{field}", DATASET_LIMITS[field.removeprefix("dataset_")]
+        if not isinstance(value, str):
+            raise InvalidInput(f"{where_field}: a string is required.", details={where_field: ["Not a string."]})
+        if len(value) > limit:
+            raise InvalidInput(
+                f"{where_field}: over the limit of {limit} characters.", details={where_field: ["Too long."]}
+            )
+    if bool(name) != bool(digest):
+        raise InvalidInput(
+            f"{where}: both dataset_name and dataset_digest must be provided if one is provided.",
+            details={where: ["dataset_name and dataset_digest go together."]},
+        )
+    return name, digest
+
+
+def run_log_batch(
+    *,
+    user: Any,
+    run: Run,
+    metrics: list[Any],
+    links: Mapping[int, tuple[LoggedModel, Any, Any]],
+    params: Iterable[Mapping[str, Any]] = (),
+    tags: Iterable[Mapping[str, Any]] = (),
+) -> int:
+    """``experiments.services.log_batch``, also linking ``metrics[i]`` to the model ``links[i]`` names.
+
+    ``links`` maps a metric's index to ``(model, dataset_name, dataset_digest)``; the models come from
+    ``selectors.logged_models_for_run`` (writable, in the run's experiment). A linked point is stored once
+    per model (MLflow's ``logged_model_metrics``), and in the run's history unless it is there already:
+    ``log_model`` re-sends the run's points only to link them, and MLflow's history keeps one row per
+    identical point (so does a batch linking one point to several models). Everything is written in one
+    transaction; returns the run's new ``seq``.
+    """
+    if not links:
+        return tracking.log_batch(user=user, run=run, metrics=metrics, params=params, tags=tags)
+    authorize(user, Action.WRITE, run, label="Run")
+    items = limits.as_list(metrics, name="metrics")
+    # Validated once here (errors name the item) so the run's point and the model's share their default times.
+    points = limits.clean_metrics(items)
+    datasets = {index: _dataset_of(link, f"metrics[{index}]") for index, link in links.items()}
+    existing = logged_point_keys(run=run, keys={points[i].key for i in links}, steps={points[i].step for i in links})
+    history, seen = [], set(existing)
+    for index, point in enumerate(points):
+        identity = point_key(*_identity(point))
+        if index in links and identity in seen:
+            continue  # already in the run's history (or earlier in this batch): only the link is new
+        seen.add(identity)
+        history.append(point)
+    rows: dict[tuple[Any, ...], LoggedModelMetric] = {}
+    for index, (model, _, _) in links.items():
+        key, value, timestamp, step = points[index]
+        is_nan = value != value  # NaN is stored as 0 with is_nan, as the run's history stores it
+        stored = 0.0 if is_nan else value
+        name, digest = datasets[index]
+        rows.setdefault(
+            (model.pk, key, step, timestamp, stored, is_nan),
+            LoggedModelMetric(
+                model=model,
+                run=run,
+                key=key,
+                value=stored,
+                is_nan=is_nan,
+                timestamp=timestamp,
+                step=step,
+                dataset_name=name,
+                dataset_digest=digest,
+            ),
+        )
+    with transaction.atomic():
+        seq = tracking.log_batch(user=user, run=run, metrics=[p._asdict() for p in history], params=params, tags=tags)
+        # A point linked before (a retry, a second log_model) is already there: one row per distinct point.
+        LoggedModelMetric.objects.bulk_create(list(rows.values()), ignore_conflicts=True)
+    return seq
+
+
+def _identity(point: limits.MetricPoint) -> tuple[str, int, int, float]:
+    return point.key, point.step, point.timestamp, point.value

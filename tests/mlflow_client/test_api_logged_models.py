@@ -5,11 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEvent
 from experiments import services as tracking
-from experiments.mlflow.models import LoggedModel, LoggedModelParam, LoggedModelTag, RunDatasetInput, RunModelLink
+from experiments.mlflow.models import (
+    LoggedModel,
+    LoggedModelMetric,
+    LoggedModelParam,
+    LoggedModelTag,
+    RunDatasetInput,
+    RunModelLink,
+)
 from experiments.mlflow.selectors import runs_inputs_outputs
+from experiments.models import Metric
 from tests.mlflow_client.helpers import call, error_of
 
 pytestmark = pytest.mark.django_db
@@ -251,3 +261,217 @@ def test_inputs_and_outputs_cost_one_query_when_a_run_has_none(run, django_asser
         assert runs_inputs_outputs([run]) == {run.pk: ({}, {})}
     with django_assert_num_queries(0):
         assert runs_inputs_outputs([]) == {}
+
+
+# Metrics linked to logged models (``model_id`` on log-metric / log-batch items) -------------------
+
+
+def _log(client, run, metrics):
+    return call(client, "POST", "runs/log-batch", {"run_id": run.run_uuid, "metrics": metrics})
+
+
+def _model_metrics(client, model_id):
+    return call(client, "GET", f"logged-models/{model_id}").json()["model"]["data"]["metrics"]
+
+
+def test_log_metric_with_a_model_id_shows_in_the_models_metrics(client_for, editor, run) -> None:
+    client = client_for(editor)
+    model_id = _create(client, run).json()["model"]["info"]["model_id"]
+    body = {"run_id": run.run_uuid, "key": "acc", "value": 0.75, "timestamp": 5, "step": 2, "model_id": model_id}
+    dataset = {"dataset_name": "eval", "dataset_digest": "abc123"}
+    assert call(client, "POST", "runs/log-metric", {**body, **dataset}).status_code == 200
+    assert call(client, "POST", "runs/log-metric", {**body, "value": "NaN", "timestamp": 6}).status_code == 200
+    assert call(client, "POST", "runs/log-metric", {**body, "value": "-Infinity", "timestamp": 7}).status_code == 200
+    point = {"key": "acc", "step": 2, "run_id": run.run_uuid, "model_id": model_id}
+    assert _model_metrics(client, model_id) == [
+        {**point, "value": 0.75, "timestamp": 5, **dataset},
+        {**point, "value": "NaN", "timestamp": 6},
+        {**point, "value": "-Infinity", "timestamp": 7},
+    ]
+    # the run keeps its own history, each point once
+    history = call(client, "GET", "metrics/get-history", {"run_id": run.run_uuid, "metric_key": "acc"}).json()
+    assert [m["value"] for m in history["metrics"]] == [0.75, "NaN", "-Infinity"]
+    # search renders the same points
+    found = call(client, "POST", "logged-models/search", {"experiment_ids": [str(run.experiment_id)]}).json()
+    assert found["models"][0]["data"]["metrics"] == _model_metrics(client, model_id)
+
+
+def test_points_without_a_model_id_are_not_linked(client_for, editor, run) -> None:
+    client = client_for(editor)
+    model_id = _create(client, run).json()["model"]["info"]["model_id"]
+    point = {"key": "loss", "value": 1, "timestamp": 1, "step": 0, "model_id": ""}
+    assert _log(client, run, [point]).status_code == 200
+    assert _model_metrics(client, model_id) == []
+    assert not LoggedModelMetric.objects.exists()
+
+
+@pytest.mark.parametrize("model_id", [f"m-{'0' * 32}", "m-nope", "not-a-model"])
+def test_unknown_model_id_is_not_found_and_writes_nothing(client_for, editor, run, model_id) -> None:
+    client = client_for(editor)
+    metrics = [{"key": "ok", "value": 1, "timestamp": 1, "step": 0}, {"key": "acc", "value": 1, "timestamp": 1}]
+    metrics[1]["model_id"] = model_id
+    response = _log(client, run, metrics)
+    assert error_of(response) == (404, "RESOURCE_DOES_NOT_EXIST")
+    assert model_id in response.json()["message"]
+    single = {"run_id": run.run_uuid, "key": "acc", "value": 1, "timestamp": 1, "model_id": model_id}
+    assert error_of(call(client, "POST", "runs/log-metric", single)) == (404, "RESOURCE_DOES_NOT_EXIST")
+    assert not Metric.objects.filter(run=run).exists()
+
+
+def test_another_teams_model_id_is_not_found(client_for, editor, outsider, other_team, run) -> None:
+    theirs = tracking.run_create(
+        user=outsider, experiment=tracking.experiment_create(user=outsider, team=other_team, name="theirs")
+    )
+    their_model = _create(client_for(outsider), theirs).json()["model"]["info"]["model_id"]
+    point = {"key": "acc", "value": 1, "timestamp": 1, "model_id": their_model}
+    assert error_of(_log(client_for(editor), run, [point])) == (404, "RESOURCE_DOES_NOT_EXIST")
+    assert not Metric.objects.filter(run=run).exists() and not LoggedModelMetric.objects.exists()
+
+
+def test_a_model_of_another_experiment_is_invalid(client_for, editor, team, run) -> None:
+    client = client_for(editor)
+    other = tracking.run_create(user=editor, experiment=tracking.experiment_create(user=editor, team=team, name="b"))
+    model_id = _create(client, other).json()["model"]["info"]["model_id"]
+    response = _log(client, run, [{"key": "acc", "value": 1, "timestamp": 1, "model_id": model_id}])
+    assert error_of(response) == (400, "INVALID_PARAMETER_VALUE")
+    assert not Metric.objects.filter(run=run).exists() and not LoggedModelMetric.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"dataset_name": "eval"},
+        {"dataset_digest": "abc"},
+        {"dataset_name": 7, "dataset_digest": "abc"},
+        {"dataset_name": "eval", "dataset_digest": "d" * 37},
+        {"model_id": 5},
+    ],
+)
+def test_bad_model_link_writes_nothing(client_for, editor, run, extra) -> None:
+    client = client_for(editor)
+    model_id = _create(client, run).json()["model"]["info"]["model_id"]
+    response = _log(client, run, [{"key": "acc", "value": 1, "timestamp": 1, "model_id": model_id, **extra}])
+    assert error_of(response) == (400, "INVALID_PARAMETER_VALUE")
+    assert not Metric.objects.filter(run=run).exists() and not LoggedModelMetric.objects.exists()
+
+
+def test_get_loads_every_models_metrics_in_a_fixed_number_of_queries(
+    client_for, editor, run, django_assert_max_num_queries
+) -> None:
+    client = client_for(editor)
+    for name in ["a", "b", "c"]:
+        model_id = _create(client, run, name=name).json()["model"]["info"]["model_id"]
+        _log(client, run, [{"key": k, "value": 1, "timestamp": 1, "model_id": model_id} for k in ["x", "y"]])
+    with django_assert_max_num_queries(12):
+        found = call(client, "POST", "logged-models/search", {"experiment_ids": [str(run.experiment_id)]}).json()
+    assert [len(m["data"]["metrics"]) for m in found["models"]] == [2, 2, 2]
+
+
+@pytest.fixture
+def scored(client_for, editor, run) -> dict[str, str]:
+    """Models "high" (acc 0.9), "dropped" (acc 0.95 then, latest, 0.5), "nan" (acc NaN) and "none" (no acc)."""
+    client = client_for(editor)
+    ids = {name: _create(client, run, name=name).json()["model"]["info"]["model_id"] for name in ["high", "dropped"]}
+    ids |= {name: _create(client, run, name=name).json()["model"]["info"]["model_id"] for name in ["nan", "none"]}
+    points = [
+        {"key": "acc", "value": 0.9, "timestamp": 1, "step": 0, "model_id": ids["high"]},
+        {"key": "acc", "value": 0.95, "timestamp": 1, "step": 0, "model_id": ids["dropped"]},
+        {"key": "acc", "value": 0.5, "timestamp": 2, "step": 1, "model_id": ids["dropped"]},
+        {"key": "acc", "value": "NaN", "timestamp": 1, "step": 0, "model_id": ids["nan"]},
+        {"key": "loss", "value": 0.1, "timestamp": 1, "step": 0, "model_id": ids["none"]},
+    ]
+    assert _log(client, run, points).status_code == 200
+    return ids
+
+
+def _search_names(client, run, **body) -> list[str]:
+    response = call(client, "POST", "logged-models/search", {"experiment_ids": [str(run.experiment_id)], **body})
+    assert response.status_code == 200, response.json()
+    return [m["info"]["name"] for m in response.json()["models"]]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        # any point of the key may match, as in MLflow; NaN matches no comparison but !=
+        ("metrics.acc > 0.92", ["dropped"]),
+        ("metrics.acc >= 0.5 AND name != 'high'", ["dropped"]),
+        ("metrics.acc < 0.95", ["dropped", "high"]),
+        ("metrics.acc != 0.9", ["dropped", "nan"]),
+        ("metrics.`acc` = 0.9", ["high"]),
+        ("metrics.loss <= 0.1", ["none"]),
+        ("metrics.missing > 0", []),
+    ],
+)
+def test_search_filters_on_metrics(client_for, editor, run, scored, text, names) -> None:
+    order = [{"field_name": "name"}]
+    assert _search_names(client_for(editor), run, filter=text, order_by=order) == names
+
+
+@pytest.mark.parametrize(
+    ("ascending", "names"),
+    # by the latest point (dropped: 0.5); NaN and no point last either way
+    [(True, ["dropped", "high", "none", "nan"]), (False, ["high", "dropped", "none", "nan"])],
+)
+def test_search_orders_by_a_metrics_latest_value(client_for, editor, run, scored, ascending, names) -> None:
+    order = [{"field_name": "metrics.acc", "ascending": ascending}]
+    # the models without a number tie: creation time (newest first) decides, as MLflow's tie-breaker
+    assert _search_names(client_for(editor), run, order_by=order) == names
+
+
+def test_search_orders_by_a_metric_of_one_dataset(client_for, editor, run) -> None:
+    client = client_for(editor)
+    ids = {name: _create(client, run, name=name).json()["model"]["info"]["model_id"] for name in ["a", "b"]}
+    dataset = {"dataset_name": "eval", "dataset_digest": "d1"}
+    points = [
+        {"key": "acc", "value": 0.1, "timestamp": 1, "model_id": ids["a"], **dataset},
+        {"key": "acc", "value": 0.9, "timestamp": 2, "model_id": ids["a"]},
+        {"key": "acc", "value": 0.5, "timestamp": 1, "model_id": ids["b"], **dataset},
+    ]
+    assert _log(client, run, points).status_code == 200
+    assert _search_names(client, run, order_by=[{"field_name": "metrics.acc", "ascending": False}]) == ["a", "b"]
+    by_eval = [{"field_name": "metrics.acc", "ascending": False, **dataset}]
+    assert _search_names(client, run, order_by=by_eval) == ["b", "a"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"filter": "metrics.acc = 'high'"},
+        {"filter": "metrics.acc LIKE '0.%'"},
+        {"order_by": [{"field_name": "params.p"}]},
+        {"order_by": [{"field_name": "metrics.acc DESC"}]},
+        {"order_by": [{"field_name": "metrics.acc", "dataset_name": 3}]},
+    ],
+)
+def test_search_bad_metric_input(client_for, editor, run, extra) -> None:
+    body = {"experiment_ids": [str(run.experiment_id)], **extra}
+    assert error_of(call(client_for(editor), "POST", "logged-models/search", body)) == (400, "INVALID_PARAMETER_VALUE")
+
+
+def test_admin_lists_and_shows_linked_metrics(admin_client, client_for, editor, run) -> None:
+    client = client_for(editor)
+    model_id = _create(client, run).json()["model"]["info"]["model_id"]
+    assert _log(client, run, [{"key": "acc", "value": 0.5, "timestamp": 1, "model_id": model_id}]).status_code == 200
+    point = LoggedModelMetric.objects.get()
+    listing = admin_client.get("/admin/mlflow_facade/loggedmodelmetric/")
+    assert listing.status_code == 200 and model_id in listing.content.decode()
+    assert admin_client.get(f"/admin/mlflow_facade/loggedmodelmetric/{point.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/mlflow_facade/loggedmodelmetric/add/").status_code == 403
+
+
+def test_linking_to_more_models_costs_no_more_queries(client_for, editor, run) -> None:
+    """The models a batch names are looked up together, without loading their points, tags or params."""
+    client = client_for(editor)
+    ids = [_create(client, run, name=name).json()["model"]["info"]["model_id"] for name in ["a", "b", "c"]]
+
+    def queries_for(model_ids: list[str], timestamp: int) -> int:
+        points = [{"key": "acc", "value": 1, "timestamp": timestamp, "model_id": model_id} for model_id in model_ids]
+        with CaptureQueriesContext(connection) as captured:
+            assert _log(client, run, points).status_code == 200
+        return len(captured)
+
+    assert queries_for(ids, 2) == queries_for(ids[:1], 3)
+    assert LoggedModelMetric.objects.count() == 4
+    # one point linked to three models is one point of the run's history
+    assert sorted(Metric.objects.filter(run=run).values_list("timestamp", flat=True)) == [2, 3]

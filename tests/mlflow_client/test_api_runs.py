@@ -12,6 +12,7 @@ from channels.layers import get_channel_layer
 from accounts.models import AuditEvent
 from experiments import services
 from experiments.live import event_of
+from experiments.mlflow.models import LoggedModelMetric
 from experiments.models import LatestMetric, Metric, Param, Run, RunTag
 from mlplatform.events import run_group
 from tests.mlflow_client.helpers import call, error_of
@@ -163,7 +164,8 @@ def test_log_batch_relinking_points_to_a_model_does_not_double_history(client_fo
         {"key": "nan", "value": "NaN", "timestamp": 10, "step": 0},
     ]
     assert call(client, "POST", "runs/log-batch", {"run_id": run.run_uuid, "metrics": first}).status_code == 200
-    model_id = f"m-{'a' * 32}"
+    body = {"experiment_id": str(run.experiment_id), "name": "model", "source_run_id": run.run_uuid}
+    model_id = call(client, "POST", "logged-models", body).json()["model"]["info"]["model_id"]
     relinked = [
         {**first[0], "model_id": model_id, "run_id": run.run_uuid},
         {**first[1], "model_id": model_id},
@@ -174,6 +176,16 @@ def test_log_batch_relinking_points_to_a_model_does_not_double_history(client_fo
     assert call(client, "POST", "runs/log-batch", {"run_id": run.run_uuid, "metrics": relinked}).status_code == 200
     points = sorted(Metric.objects.filter(run=run).values_list("key", "timestamp", "value"))
     assert points == [("loss", 10, 0.5), ("loss", 11, 0.25), ("loss", 12, 0.5), ("nan", 10, 0.0)]
+    # sent again (a retry, a second log_model): neither the history nor the model's points double
+    assert call(client, "POST", "runs/log-batch", {"run_id": run.run_uuid, "metrics": relinked}).status_code == 200
+    assert Metric.objects.filter(run=run).count() == 4
+    linked = sorted(LoggedModelMetric.objects.values_list("key", "timestamp", "value", "is_nan"))
+    assert linked == [
+        ("loss", 10, 0.5, False),
+        ("loss", 11, 0.25, False),
+        ("loss", 12, 0.5, False),
+        ("nan", 10, 0.0, True),
+    ]
 
 
 @pytest.mark.parametrize(

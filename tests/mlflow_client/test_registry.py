@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from accounts.models import Role
+from accounts.tests.factories import MembershipFactory, TeamFactory, UserFactory
 from experiments.mlflow.models import LoggedModel, RunModelLink
 from registry.models import Alias, ModelVersion, RegisteredModel, StageTransition
 from tests.mlflow_client.conftest import ClientUser
@@ -118,3 +120,62 @@ def test_pyfunc_log_model_and_register_round_trip(mlflow_env: ClientUser, tmp_pa
     mlflow.MlflowClient().set_registered_model_alias("doubler", "prod", "1")
     by_alias = mlflow.pyfunc.load_model("models:/doubler@prod")
     assert list(by_alias.predict(pd.DataFrame({"x": [3]}))["x"]) == [6]
+
+
+def test_logged_model_metrics_through_the_client(mlflow_env: ClientUser) -> None:
+    """``log_model`` links the run's step-0 points to the model; ``log_metric(model_id=...)`` adds more."""
+    import mlflow
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    class Identity(mlflow.pyfunc.PythonModel):
+        def predict(self, context: object, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+            return model_input
+
+    experiment_id = mlflow.set_experiment("linked").experiment_id
+    with mlflow.start_run() as run:
+        mlflow.log_metric("loss", 0.25, step=0)
+        info = mlflow.pyfunc.log_model(name="model", python_model=Identity(), pip_requirements=[])
+        other = mlflow.pyfunc.log_model(name="other", python_model=Identity(), pip_requirements=[])
+        mlflow.log_metric("acc", 0.9, step=1, model_id=info.model_id)
+        mlflow.log_metric("acc", 0.4, step=1, model_id=other.model_id)
+
+    client = MlflowClient()
+    metrics = sorted(client.get_logged_model(info.model_id).metrics, key=lambda m: m.key)
+    assert [(m.key, m.value, m.step, m.run_id, m.model_id) for m in metrics] == [
+        ("acc", 0.9, 1, run.info.run_id, info.model_id),
+        ("loss", 0.25, 0, run.info.run_id, info.model_id),
+    ]
+    # the run's own history is unchanged: one loss point, one acc point per log_metric call
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [0.25]
+    assert sorted(m.value for m in client.get_metric_history(run.info.run_id, "acc")) == [0.4, 0.9]
+
+    found = client.search_logged_models(experiment_ids=[experiment_id], filter_string="metrics.acc > 0.5")
+    assert [m.model_id for m in found] == [info.model_id]
+    ordered = client.search_logged_models(
+        experiment_ids=[experiment_id], order_by=[{"field_name": "metrics.acc", "ascending": True}]
+    )
+    assert [m.model_id for m in ordered] == [other.model_id, info.model_id]
+
+
+def test_log_metric_to_an_unknown_or_invisible_model_is_resource_does_not_exist(mlflow_env: ClientUser) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from experiments import services as tracking
+    from experiments.mlflow import services as facade
+
+    owner = UserFactory(username="bob")
+    audio = TeamFactory(name="audio", slug="audio")
+    MembershipFactory(user=owner, team=audio, role=Role.OWNER)
+    theirs = tracking.experiment_create(user=owner, team=audio, name="theirs")
+    their_model = facade.logged_model_create(user=owner, experiment=theirs, name="secret")
+
+    mlflow.set_experiment("mine")
+    with mlflow.start_run() as run:
+        for model_id in [f"m-{'0' * 32}", their_model.model_id]:
+            with pytest.raises(MlflowException) as raised:
+                mlflow.log_metric("acc", 0.5, model_id=model_id)
+            assert raised.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert mlflow.MlflowClient().get_metric_history(run.info.run_id, "acc") == []
+    assert not their_model.metrics.exists()
