@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
 import re
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from django.core import signing
 from django.db.models import (
     CharField,
     Exists,
@@ -43,8 +45,10 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     TextField,
 )
+from django.db.models.constants import LOOKUP_SEP
 
 from experiments.models import LatestMetric, Param, RunTag
 from mlplatform.errors import InvalidInput
@@ -732,3 +736,222 @@ def page(queryset: QuerySet, *, page_token: str | None, max_results: int) -> tup
     offset = decode_page_token(page_token)
     rows = list(queryset[offset : offset + max_results + 1])
     return rows[:max_results], encode_page_token(offset + max_results) if len(rows) > max_results else None
+
+
+# Keyset positions ------------------------------------------------------------------------------
+#
+# A keyset page token holds where the last row of a page sits in ``apply_order_by``'s order, and the
+# next page is the rows strictly after it: rows added or re-sorted meanwhile are neither repeated nor
+# skipped, and a deep page costs what the first does. Each ``order_by`` key contributes a (rank, value):
+# rank 0 has a value, 1 is a NaN metric (its stored value, 0, still sorts within the rank), 2 is missing.
+
+RANK_VALUE, RANK_NAN, RANK_MISSING = 0, 1, 2
+KEYSET_SALT = "experiments.search.keyset"
+# Longer strings stay out of the token (the native API takes tokens of up to 1000 characters): the next
+# page reads them from the last row itself, by its id.
+MAX_TOKEN_STRING = 100
+BAD_PAGE = "Invalid page token."
+
+
+class _FromRow:
+    """A key value left out of a token: the next page reads it from the position's row."""
+
+    def __repr__(self) -> str:
+        return "FROM_ROW"
+
+
+FROM_ROW: Any = _FromRow()
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a row sits in an ``apply_order_by`` order.
+
+    ``keys``: each ``order_by`` key's (rank, value), value None when missing or ``FROM_ROW``;
+    ``tiebreak``: the row's values of the schema's tie-breakers (runs: start_time, id).
+    """
+
+    keys: tuple[tuple[int, Any], ...]
+    tiebreak: tuple[Any, ...]
+
+
+def keyset_signature(*parts: Any) -> str:
+    """A short digest of what a token is valid for (filter, order_by, scope): another search refuses it."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def order_signature(keys: Sequence[OrderKey]) -> list[Any]:
+    """``order_by`` keys in a canonical form (``metrics.x DESC`` and ``metric.x desc`` are one sort)."""
+    return [[key.identifier.entity, key.identifier.key, key.ascending] for key in keys]
+
+
+def _token_value(value: Any) -> Any:
+    return FROM_ROW if isinstance(value, str) and len(value) > MAX_TOKEN_STRING else value
+
+
+def encode_position(position: Position, signature: str) -> str:
+    """A signed, opaque page token for the rows after ``position`` (long strings left out)."""
+    keys = []
+    for rank, value in position.keys:
+        value = _token_value(value)
+        keys.append([rank] if value is FROM_ROW else [rank, value])
+    data = {"k": signature, "c": keys, "t": list(position.tiebreak)}
+    return signing.dumps(data, salt=KEYSET_SALT, compress=True)
+
+
+def _ranks(key: OrderKey, schema: Schema, model: type[Model]) -> tuple[int, ...]:
+    ident = key.identifier
+    if ident.entity == "attribute":
+        nullable = _nullable(model, schema.attributes[ident.key].field)
+        return (RANK_VALUE, RANK_MISSING) if nullable else (RANK_VALUE,)
+    if schema.entities[ident.entity].nan_field:
+        return (RANK_VALUE, RANK_NAN, RANK_MISSING)
+    return (RANK_VALUE, RANK_MISSING)
+
+
+def _valid_value(rank: int, value: list[Any], kind: Kind) -> bool:
+    if rank == RANK_MISSING:
+        return value == [None]
+    if not value:  # FROM_ROW: strings only
+        return kind == "string"
+    item = value[0]
+    if kind == "string":
+        return isinstance(item, str)
+    return isinstance(item, (int, float)) and not isinstance(item, bool)
+
+
+def decode_position(
+    token: str | None, signature: str, keys: Sequence[OrderKey], schema: Schema = RUNS, *, model: type[Model]
+) -> Position | None:
+    """The position in a keyset page token; tampered, malformed or made for another search → a 400."""
+    if not token:
+        return None
+    try:
+        data = signing.loads(token, salt=KEYSET_SALT)
+    except (signing.BadSignature, ValueError, TypeError) as exc:
+        raise InvalidInput(BAD_PAGE, details={"page_token": ["Malformed."]}) from exc
+    if not isinstance(data, dict) or data.get("k") != signature:
+        raise InvalidInput(BAD_PAGE, details={"page_token": ["Made for another search (filter or order_by)."]})
+    entries, tiebreak = data.get("c"), data.get("t")
+    valid = (
+        isinstance(entries, list)
+        and len(entries) == len(keys)
+        and isinstance(tiebreak, list)
+        and len(tiebreak) == len(schema.tiebreak)
+        and all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in tiebreak)
+    )
+    decoded: list[tuple[int, Any]] = []
+    for key, entry in zip(keys, entries if valid else [], strict=False):
+        if not (isinstance(entry, list) and 1 <= len(entry) <= 2 and entry[0] in _ranks(key, schema, model)):
+            valid = False
+            break
+        rank, value = entry[0], entry[1:]
+        kind = schema.kind_and_ops(key.identifier)[0]
+        if not _valid_value(rank, value, kind):
+            valid = False
+            break
+        decoded.append((rank, value[0] if value else FROM_ROW))
+    if not valid:
+        raise InvalidInput(BAD_PAGE, details={"page_token": ["Malformed."]})
+    return Position(tuple(decoded), tuple(tiebreak))
+
+
+def _nullable(model: type[Model], path: str) -> bool:
+    """Whether ``path`` (``end_time``, ``user__username``) can be NULL: a nullable column or relation on the way."""
+    for name in path.split(LOOKUP_SEP):
+        found = model._meta.get_field(name)
+        if found.null:
+            return True
+        if found.related_model is None:
+            return False
+        model = found.related_model
+    return False
+
+
+def _tiebreak_bounds(schema: Schema, position: Position) -> list[tuple[Q | None, Q]]:
+    bounds: list[tuple[Q | None, Q]] = []
+    for name, value in zip(schema.tiebreak, position.tiebreak, strict=True):
+        column = name.lstrip("-")
+        beyond = "lt" if name.startswith("-") else "gt"
+        bounds.append((Q(**{f"{column}__{beyond}": value}), Q(**{column: value})))
+    return bounds
+
+
+def _key_bounds(
+    index: int, key: OrderKey, rank: int, value: Any, schema: Schema, model: type[Model], pk: Any
+) -> tuple[Q | None, Q]:
+    """(rows after the position on this key alone, rows level with it), as ``apply_order_by`` sorts the key."""
+    ident = key.identifier
+    beyond = "gt" if key.ascending else "lt"
+    if ident.entity == "attribute":
+        path = schema.attributes[ident.key].field
+        missing = Q(**{f"{path}__isnull": True})
+        if rank == RANK_MISSING:
+            return None, missing
+        if value is FROM_ROW:
+            value = Subquery(model._default_manager.filter(pk=pk).values(path)[:1])
+        after = Q(**{f"{path}__{beyond}": value})
+        return (after | missing if _nullable(model, path) else after), Q(**{path: value})
+    relation = schema.entities[ident.entity]
+    column = f"_order_{index}__value"
+    if value is FROM_ROW:
+        rows = relation.model._default_manager.filter(**{relation.owner: pk}, key=ident.key)
+        value = Subquery(rows.values("value")[:1])
+    if relation.nan_field is None:
+        missing = Q(**{f"{column}__isnull": True})
+        if rank == RANK_MISSING:
+            return None, missing
+        return Q(**{f"{column}__{beyond}": value}) | missing, Q(**{column: value})
+    # Ordered by (nan_field ASC NULLS LAST, value): numbers (False), then NaN (True), then missing (NULL).
+    nan = f"_order_{index}__{relation.nan_field}"
+    if rank == RANK_MISSING:
+        return None, Q(**{f"{nan}__isnull": True})
+    is_nan = rank == RANK_NAN
+    after = Q(**{nan: is_nan, f"{column}__{beyond}": value})
+    if not is_nan:
+        after |= Q(**{nan: True})
+    return after | Q(**{f"{nan}__isnull": True}), Q(**{nan: is_nan, column: value})
+
+
+def order_after(position: Position, keys: Sequence[OrderKey], schema: Schema = RUNS, *, model: type[Model]) -> Q:
+    """Rows strictly after ``position`` in ``apply_order_by(keys)``'s order, as one Q on its annotations.
+
+    The lexicographic chain ``after₀ | (level₀ & (after₁ | (level₁ & ... tiebreak)))``. Missing values
+    are tested with ``IS NULL`` on the very column the ordering puts last, NaN with the schema's NaN
+    flag (SQLite cannot store NaN), so both databases agree with their own ``ORDER BY``. When the order
+    starts with a never-null column, a redundant bound on it (``start_time <= s``) lets an index range
+    scan start at the position instead of filtering every row before it.
+    """
+    pk = next(
+        (v for name, v in zip(schema.tiebreak, position.tiebreak, strict=True) if name.lstrip("-") in ("id", "pk")),
+        None,
+    )
+    bounds = [
+        _key_bounds(index, key, rank, value, schema, model, pk)
+        for index, (key, (rank, value)) in enumerate(zip(keys, position.keys, strict=True))
+    ]
+    bounds += _tiebreak_bounds(schema, position)
+    last, _ = bounds[-1]
+    condition = Q(pk__in=[]) if last is None else last  # nothing is after the last missing value
+    for after, level in reversed(bounds[:-1]):
+        condition = level & condition if after is None else after | (level & condition)
+    lead = _leading_bound(keys, position, schema, model)
+    return condition if lead is None else lead & condition
+
+
+def _leading_bound(keys: Sequence[OrderKey], position: Position, schema: Schema, model: type[Model]) -> Q | None:
+    """``first_column >= value`` (or ``<=``) when the order starts with a never-null column, else None."""
+    if keys:
+        ident = keys[0].identifier
+        rank, value = position.keys[0]
+        if ident.entity != "attribute" or rank != RANK_VALUE or value is FROM_ROW:
+            return None
+        path, ascending = schema.attributes[ident.key].field, keys[0].ascending
+        if _nullable(model, path):
+            return None
+    elif schema.tiebreak:
+        name = schema.tiebreak[0]
+        path, ascending, value = name.lstrip("-"), not name.startswith("-"), position.tiebreak[0]
+    else:
+        return None
+    return Q(**{f"{path}__{'gte' if ascending else 'lte'}": value})

@@ -223,7 +223,7 @@ def _schemas():
         ("name = 'a' AND", 15, "expected a name"),
         ("name = ", 8, "expected a value"),
         ("name LIKE 'a", 11, "unterminated string"),
-        ("metrics.acc > 1", 1, "unknown entity 'metrics'"),
+        ("widgets.acc > 1", 1, "unknown entity 'widgets'"),
         ("name > 1", 6, "operator > cannot be used"),
         ("tags.k IN ('a')", 8, "operator IN cannot be used"),
     ],
@@ -233,6 +233,16 @@ def test_and_only_schemas_share_the_run_grammar_and_its_errors(name, text, colum
         parse_filter(text, _schemas()[name])
     assert info.value.details == {"column": column} and f"column {column}:" in info.value.message
     assert fragment in info.value.message
+
+
+@pytest.mark.parametrize("name", ["experiments", "models", "versions"])
+def test_schemas_without_metrics_refuse_them(name):
+    with pytest.raises(InvalidInput, match="unknown entity 'metrics'"):
+        parse_filter("metrics.acc > 1", _schemas()[name])
+
+
+def test_logged_models_filter_on_metrics():
+    assert strip(parse_filter("metrics.acc > 0.5", _schemas()["logged_models"])) == ("metric", "acc", ">", 0.5)
 
 
 def test_schema_kinds_convert_values():
