@@ -214,13 +214,16 @@ def _delete_tree(storage: Storage, name: str) -> None:
     storage.delete(name)
 
 
+def _children(storage: Storage, name: str) -> list[tuple[str, bool]]:
+    """The entries directly inside ``name`` as (entry, is_dir), sorted, without in-progress uploads."""
+    directories, files = _listdir(storage, name)
+    entries = [(entry, True) for entry in directories] + [(entry, False) for entry in files]
+    return sorted(item for item in entries if not item[0].startswith(TEMP_PREFIX))
+
+
 def _walk(storage: Storage, name: str, prefix: str = "") -> Iterator[str]:
     """Every file below ``name`` (relative to it, sorted), without in-progress uploads."""
-    directories, files = _listdir(storage, name)
-    entries = sorted([(entry, True) for entry in directories] + [(entry, False) for entry in files])
-    for entry, is_dir in entries:
-        if entry.startswith(TEMP_PREFIX):
-            continue
+    for entry, is_dir in _children(storage, name):
         if is_dir:
             yield from _walk(storage, f"{name}/{entry}", f"{prefix}{entry}/")
         else:
@@ -387,13 +390,10 @@ def artifact_list(run: Run, path: str = "") -> list[dict[str, Any]]:
         children = _list_disk(run, clean)
     else:
         folder = _name(run, clean)
-        directories, files = _listdir(storage, folder)
-        visible = [(entry, True) for entry in directories] + [(entry, False) for entry in files]
-        children = sorted(
+        children = [
             (entry, is_dir, None if is_dir else storage.size(f"{folder}/{entry}"))
-            for entry, is_dir in visible
-            if not entry.startswith(TEMP_PREFIX)
-        )
+            for entry, is_dir in _children(storage, folder)
+        ]
     return [
         {"path": f"{clean}/{entry}" if clean else entry, "is_dir": is_dir, "file_size": size}
         for entry, is_dir, size in children

@@ -55,7 +55,15 @@ class TeamFixedOnChangeMixin:
         return [*fields, "team"] if obj is not None and "team" not in fields else fields
 
 
-class KeepDeploymentHistoryMixin:
+class DeleteEachMixin:
+    """Bulk delete ("delete selected") goes through ``delete_model`` for each row, so each is a service call."""
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)  # type: ignore[attr-defined]
+
+
+class KeepDeploymentHistoryMixin(DeleteEachMixin):
     """Delete through the service (role check, audit event) and say why a deployed model/version is kept.
 
     ``Deployment.model``/``version`` are PROTECT, so Django's delete page already lists the deployments in
@@ -84,11 +92,6 @@ class KeepDeploymentHistoryMixin:
             self._delete(request, obj)
         except ServiceError as exc:
             self.message_user(request, exc.message, messages.ERROR)  # type: ignore[attr-defined]
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        """Bulk delete, one service call each (Django already refuses when any of them was deployed)."""
-        for obj in queryset:
-            self.delete_model(request, obj)
 
 
 class RegisteredModelTagInline(admin.TabularInline):
@@ -400,7 +403,7 @@ def _save_rule(
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(NoAddMixin, admin.ModelAdmin):
+class AlertRuleAdmin(DeleteEachMixin, NoAddMixin, admin.ModelAdmin):
     """Alert rules; changed and deleted through the services, so a firing alert is resolved or re-judged.
 
     New rules are added on their deployment's page (or through the API).
@@ -416,10 +419,6 @@ class AlertRuleAdmin(NoAddMixin, admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: AlertRule) -> None:
         _save_rule(self, request, obj, delete=True)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for rule in queryset:
-            self.delete_model(request, rule)
 
 
 @admin.register(Alert)
@@ -478,7 +477,7 @@ class WebhookAdminForm(forms.ModelForm):
 
 
 @admin.register(Webhook)
-class WebhookAdmin(TeamFixedOnChangeMixin, admin.ModelAdmin):
+class WebhookAdmin(DeleteEachMixin, TeamFixedOnChangeMixin, admin.ModelAdmin):
     """Webhooks with their deliveries; the secret is generated on creation, shown once, never displayed again.
 
     Create, change and delete go through the services, so they are validated and audited like the API.
@@ -522,11 +521,6 @@ class WebhookAdmin(TeamFixedOnChangeMixin, admin.ModelAdmin):
             services.webhook_delete(user=request.user, webhook=obj, request=request)
         except ServiceError as exc:
             self.message_user(request, f"{obj.name}: {exc.message}", messages.ERROR)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        """Bulk delete, one service call per webhook."""
-        for webhook in queryset:
-            self.delete_model(request, webhook)
 
     @admin.action(description="Send a test delivery")
     def send_test_delivery(self, request: HttpRequest, queryset: QuerySet) -> None:

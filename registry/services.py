@@ -741,8 +741,9 @@ def _set_status(deployment: Deployment, status: str, *, actor: Any, message: str
         message=message,
     )
     if status not in ALERTING_STATUSES:
-        for alert in Alert.objects.select_related("rule").filter(deployment=deployment, state=AlertState.FIRING):
-            _resolve_alert(deployment, alert.rule, alert, actor=actor, value=None, reason=f"deployment {status}")
+        _resolve_firing(
+            deployment, Alert.objects.filter(deployment=deployment), actor=actor, reason=f"deployment {status}"
+        )
 
 
 def _retire_live(*, model_id: int, environment: Environment, actor: Any, message: str) -> list[Deployment]:
@@ -1147,6 +1148,12 @@ def _resolve_alert(
     return alert
 
 
+def _resolve_firing(deployment: Deployment, alerts: QuerySet[Alert], *, actor: Any, reason: str) -> list[Alert]:
+    """Resolve the firing ones of ``alerts`` for ``reason`` (not new points: nothing was judged), each recorded."""
+    firing = alerts.filter(state=AlertState.FIRING).select_related("rule")
+    return [_resolve_alert(deployment, alert.rule, alert, actor=actor, value=None, reason=reason) for alert in firing]
+
+
 def _reevaluate_rule(rule: AlertRule, *, actor: Any, reason: str) -> list[Alert]:
     """After a rule changed: resolve its firing alert when it is off, else judge it anew on the stored points.
 
@@ -1154,10 +1161,7 @@ def _reevaluate_rule(rule: AlertRule, *, actor: Any, reason: str) -> list[Alert]
     """
     deployment = rule.deployment
     if not rule.is_enabled or deployment.status not in ALERTING_STATUSES:
-        firing = Alert.objects.filter(rule=rule, state=AlertState.FIRING).first()
-        if firing is None:
-            return []
-        return [_resolve_alert(deployment, rule, firing, actor=actor, value=None, reason=reason)]
+        return _resolve_firing(deployment, Alert.objects.filter(rule=rule), actor=actor, reason=reason)
     newest = MonitoringMetric.objects.filter(deployment=deployment, key=rule.metric).aggregate(t=Max("timestamp"))["t"]
     return _evaluate_rules(deployment, {rule.metric: newest or 0}, actor=actor, rules=[rule], reason=reason)
 
@@ -1341,8 +1345,7 @@ def alert_rule_update(
 def alert_rule_delete(*, user: Any, rule: AlertRule, request: Any = None) -> None:
     """Delete an alert rule and its alerts (admin); a firing one is resolved first, so the change is recorded."""
     authorize(user, Action.DEPLOY, rule.deployment, label="Deployment")
-    for alert in Alert.objects.filter(rule=rule, state=AlertState.FIRING):
-        _resolve_alert(rule.deployment, rule, alert, actor=user, value=None, reason="rule deleted")
+    _resolve_firing(rule.deployment, Alert.objects.filter(rule=rule), actor=user, reason="rule deleted")
     _audit(
         "deployment.alert_rule.delete", actor=user, request=request, target=rule.deployment, details={"rule": str(rule)}
     )

@@ -279,7 +279,7 @@ def run_log_batch(
     existing = logged_point_keys(run=run, keys={points[i].key for i in links}, steps={points[i].step for i in links})
     history, seen = [], set(existing)
     for index, point in enumerate(points):
-        identity = point_key(*_identity(point))
+        identity = point_key(point.key, point.step, point.timestamp, point.value)
         if index in links and identity in seen:
             continue  # already in the run's history (or earlier in this batch): only the link is new
         seen.add(identity)
@@ -309,7 +309,3 @@ def run_log_batch(
         # A point linked before (a retry, a second log_model) is already there: one row per distinct point.
         LoggedModelMetric.objects.bulk_create(list(rows.values()), ignore_conflicts=True)
     return seq
-
-
-def _identity(point: limits.MetricPoint) -> tuple[str, int, int, float]:
-    return point.key, point.step, point.timestamp, point.value
